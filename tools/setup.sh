@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One-time (idempotent) setup of a fresh Debian 12 machine for lorafa:
+#   - Debian packages: Bazel 4.2.3 (bazel-bootstrap) and the C++ libraries used as local repositories;
+#   - a project virtualenv at .venv with the pinned torch (whose LibTorch we link) and peft.
+# Usage: tools/setup.sh            (from anywhere inside the checkout; root or sudo)
+# Environment: LORAFA_BASE_PYTHON  interpreter to build the venv from (default: pyenv 3.12, else 3.11,
+#                                  else python3 on PATH; it must be built with a shared libpython).
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$repo_root/.venv"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+debian_packages=(
+  bazel-bootstrap          # Bazel 4.2.3; every external repository is local (see WORKSPACE)
+  g++ python3-dev
+  libabsl-dev              # flags, status, strings
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+  librapidcheck-dev        # property-based tests (static librapidcheck.a + rapidcheck/gtest.h)
+  libeigen3-dev            # the float64 reference's linear algebra
+)
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+pick_base_python() {
+  if [ -n "${LORAFA_BASE_PYTHON:-}" ]; then echo "$LORAFA_BASE_PYTHON"; return; fi
+  local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}" v
+  for v in 3.12 3.11; do
+    local found
+    found=$(ls -d "$pyenv_root"/versions/"$v".*/bin/python3 2>/dev/null | sort -V | tail -n 1 || true)
+    if [ -n "$found" ]; then echo "$found"; return; fi
+  done
+  command -v python3
+}
+
+if [ ! -x "$venv/bin/python3" ]; then
+  base=$(pick_base_python)
+  shared=$("$base" -c 'import sysconfig; print(sysconfig.get_config_var("Py_ENABLE_SHARED") or 0)')
+  if [ "$shared" != "1" ]; then
+    echo "setup: $base has no shared libpython; embedding needs one. Set LORAFA_BASE_PYTHON." >&2
+    exit 1
+  fi
+  echo "setup: creating $venv from $base"
+  "$base" -m venv "$venv"
+fi
+
+req="$repo_root/tools/requirements.txt"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing $req into $venv (torch is a large download the first time)"
+  "$venv/bin/python3" -m pip install -q --upgrade pip
+  "$venv/bin/python3" -m pip install -q -r "$req"
+  echo "$want" > "$stamp"
+fi
+
+"$venv/bin/python3" -c 'import torch, peft.optimizers.lorafa; print("setup: torch", torch.__version__, "peft", peft.__version__)'
+echo "setup: done. Next: bazel test //..."
