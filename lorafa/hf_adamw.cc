@@ -1,0 +1,32 @@
+#include "lorafa/hf_adamw.h"
+
+#include <cmath>
+
+namespace lorafa::internal {
+
+void HfAdamWUpdate(at::Tensor& param, const at::Tensor& grad, LoraFAParamState& state,
+                   const LoraFAOptions& options) {
+  const auto [beta1, beta2] = options.betas();
+  state.step(state.step() + 1);
+
+  // Decay the first and second moment running averages.
+  at::Tensor& m = state.exp_avg();
+  at::Tensor& v = state.exp_avg_sq();
+  m.mul_(beta1).add_(grad, 1.0 - beta1);
+  v.mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
+  at::Tensor denom = v.sqrt().add_(options.eps());
+
+  // step_size = lr · √(1 − β2ᵗ) / (1 − β1ᵗ), evaluated in PEFT's order.
+  double step_size = options.lr();
+  if (options.correct_bias()) {
+    const double bias_correction1 = 1.0 - std::pow(beta1, static_cast<double>(state.step()));
+    const double bias_correction2 = 1.0 - std::pow(beta2, static_cast<double>(state.step()));
+    step_size = step_size * std::sqrt(bias_correction2) / bias_correction1;
+  }
+  param.addcdiv_(m, denom, -step_size);
+
+  // Decoupled weight decay on the updated weights.
+  if (options.weight_decay() > 0.0) param.add_(param, -options.lr() * options.weight_decay());
+}
+
+}  // namespace lorafa::internal

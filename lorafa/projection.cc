@@ -1,0 +1,102 @@
+#include "lorafa/projection.h"
+
+#include <ATen/autocast_mode.h>
+#include <ATen/ops/eye.h>
+#include <ATen/ops/linalg_pinv.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/mul.h>
+
+namespace lorafa::internal {
+namespace {
+
+// torch.autocast(device_type, dtype=bfloat16) as a scope: what PEFT wraps its product in.
+class BFloat16Autocast {
+ public:
+  explicit BFloat16Autocast(c10::DeviceType device_type)
+      : device_type_(device_type),
+        was_enabled_(at::autocast::is_autocast_enabled(device_type)),
+        previous_dtype_(at::autocast::get_autocast_dtype(device_type)) {
+    at::autocast::set_autocast_enabled(device_type_, true);
+    at::autocast::set_autocast_dtype(device_type_, at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~BFloat16Autocast() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device_type_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_type_, previous_dtype_);
+  }
+  BFloat16Autocast(const BFloat16Autocast&) = delete;
+  BFloat16Autocast& operator=(const BFloat16Autocast&) = delete;
+
+ private:
+  c10::DeviceType device_type_;
+  bool was_enabled_;
+  at::ScalarType previous_dtype_;
+};
+
+// Reduced-precision parameters get their pseudo-inverse in float32: SVD has no bf16/half kernels.
+at::ScalarType ComputeDtype(at::ScalarType parameter_dtype) {
+  return c10::isReducedFloatingType(parameter_dtype) ? at::kFloat : parameter_dtype;
+}
+
+// (A Aᵀ + δI)⁺ / s², in the gradient's dtype.
+at::Tensor ExactScaledPinv(const LoraPair& pair, const at::Tensor& grad_B, double delta) {
+  at::Tensor a = AsRankRows(pair.A).to(ComputeDtype(pair.A.scalar_type()));
+  at::Tensor gram = at::matmul(a, a.t());
+  gram.diagonal().add_(delta);
+  return at::linalg_pinv(gram).mul_(1.0 / (pair.scaling * pair.scaling)).to(grad_B.scalar_type());
+}
+
+// PEFT: AA_T = A @ A.T; pinv(AA_T + delta * torch.eye(r).to(A.device)) — eye is float32, so dtype
+// promotion decides the result's dtype (float64 stays float64; bf16 A becomes float32).
+at::Tensor PeftPinv(const LoraPair& pair, double delta) {
+  at::Tensor a = AsRankRows(pair.A);
+  at::Tensor aa_t = at::matmul(a, a.t());
+  at::Tensor regulariser = at::mul(at::eye(a.size(0), at::kFloat), delta).to(a.device());
+  return at::linalg_pinv(aa_t + regulariser);
+}
+
+}  // namespace
+
+bool CachedProjection::Source::operator==(const Source& other) const {
+  return data == other.data && version == other.version && sizes == other.sizes &&
+         device == other.device && grad_dtype == other.grad_dtype && delta == other.delta &&
+         mode == other.mode;
+}
+
+CachedProjection::Source CachedProjection::SourceOf(const LoraPair& pair, const at::Tensor& grad_B,
+                                                    Projection mode, double delta) {
+  Source source;
+  source.data = pair.A.data_ptr();
+  source.version = pair.A._version();
+  source.sizes = pair.A.sizes().vec();
+  source.device = pair.A.device();
+  source.grad_dtype = grad_B.scalar_type();
+  source.delta = delta;
+  source.mode = mode;
+  return source;
+}
+
+at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& grad_B, Projection mode,
+                                     double delta) {
+  Source source = SourceOf(pair, grad_B, mode, delta);
+  if (!cached_.defined() || !(source == source_)) {
+    cached_ = mode == Projection::kExact ? ExactScaledPinv(pair, grad_B, delta) : PeftPinv(pair, delta);
+    source_ = std::move(source);
+    ++pinv_computations_;
+  }
+
+  const int64_t r = pair.A.size(0);
+  at::Tensor g = grad_B.reshape({grad_B.size(0), r});
+  if (mode == Projection::kExact) return at::matmul(g, cached_).view(grad_B.sizes());
+
+  at::Tensor projected;
+  {
+    BFloat16Autocast autocast(grad_B.device().type());
+    projected = at::mul(at::matmul(g, cached_), 1.0 / (pair.scaling * pair.scaling));
+  }
+  if (projected.scalar_type() != grad_B.scalar_type()) projected = projected.to(grad_B.scalar_type());
+  return projected.view(grad_B.sizes());
+}
+
+}  // namespace lorafa::internal
