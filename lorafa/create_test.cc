@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "lorafa/lora_embedding.h"
 #include "lorafa/lora_linear.h"
 
 namespace lorafa {
@@ -110,6 +111,19 @@ TEST(CreateLorafaOptimizer, NestedLayersArePairedWithinTheirOwnModule) {
   EXPECT_EQ(optimizer->pairs()[0].A.size(0), 2);
   EXPECT_EQ(optimizer->pairs()[1].name, "1.default");
   EXPECT_EQ(optimizer->pairs()[1].A.size(0), 4);
+}
+
+TEST(CreateLorafaOptimizer, EmbeddingAdaptersArePairedAndTheirAFrozen) {
+  LoraEmbedding embed(LoraEmbeddingOptions(/*num_embeddings=*/10, /*dim=*/6, /*r=*/2).lora_alpha(4));
+  auto by_name = ParametersByName(*embed);
+  EXPECT_THAT(Names(by_name), ElementsAre("base_layer.weight", "lora_embedding_A.default", "lora_embedding_B.default"));
+  auto optimizer = create_lorafa_optimizer(*embed);
+  ASSERT_EQ(optimizer->pairs().size(), 1u);
+  EXPECT_TRUE(optimizer->pairs()[0].A.is_same(by_name["lora_embedding_A.default"]));
+  EXPECT_TRUE(optimizer->pairs()[0].B.is_same(by_name["lora_embedding_B.default"]));
+  EXPECT_DOUBLE_EQ(optimizer->pairs()[0].scaling, 2.0);
+  // PEFT leaves lora_embedding_A trainable; lorafa freezes every A.
+  EXPECT_FALSE(by_name["lora_embedding_A.default"].requires_grad());
 }
 
 // A module with LoRA-named parameters but no LoraLayer, so an unpaired name can be built.
