@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "lorafa/python_scalar.h"
+
 namespace lorafa::internal {
 
 void HfAdamWUpdate(at::Tensor& param, const at::Tensor& grad, LoraFAParamState& state,
@@ -12,9 +14,11 @@ void HfAdamWUpdate(at::Tensor& param, const at::Tensor& grad, LoraFAParamState& 
   // Decay the first and second moment running averages.
   at::Tensor& m = state.exp_avg();
   at::Tensor& v = state.exp_avg_sq();
-  m.mul_(beta1).add_(grad, 1.0 - beta1);
-  v.mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
-  at::Tensor denom = v.sqrt().add_(options.eps());
+  // Number operands as Python passes them (see python_scalar.h); alpha/value arguments are Scalars
+  // in both languages already.
+  m.mul_(PythonScalar(beta1)).add_(grad, 1.0 - beta1);
+  v.mul_(PythonScalar(beta2)).addcmul_(grad, grad, 1.0 - beta2);
+  at::Tensor denom = v.sqrt().add_(PythonScalar(options.eps()));
 
   // step_size = lr · √(1 − β2ᵗ) / (1 − β1ᵗ), evaluated in PEFT's order.
   double step_size = options.lr();

@@ -6,6 +6,8 @@
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/mul.h>
 
+#include "lorafa/python_scalar.h"
+
 namespace lorafa::internal {
 namespace {
 
@@ -52,7 +54,7 @@ at::Tensor ExactScaledPinv(const LoraPair& pair, const at::Tensor& grad_B, doubl
 at::Tensor PeftPinv(const LoraPair& pair, double delta) {
   at::Tensor a = AsRankRows(pair.A);
   at::Tensor aa_t = at::matmul(a, a.t());
-  at::Tensor regulariser = at::mul(at::eye(a.size(0), at::kFloat), delta).to(a.device());
+  at::Tensor regulariser = at::mul(at::eye(a.size(0), at::kFloat), PythonScalar(delta)).to(a.device());
   return at::linalg_pinv(aa_t + regulariser);
 }
 
@@ -93,7 +95,7 @@ at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& gra
   at::Tensor projected;
   {
     BFloat16Autocast autocast(grad_B.device().type());
-    projected = at::mul(at::matmul(g, cached_), 1.0 / (pair.scaling * pair.scaling));
+    projected = at::mul(at::matmul(g, cached_), PythonScalar(1.0 / (pair.scaling * pair.scaling)));
   }
   if (projected.scalar_type() != grad_B.scalar_type()) projected = projected.to(grad_B.scalar_type());
   return projected.view(grad_B.sizes());

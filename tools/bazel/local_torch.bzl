@@ -62,7 +62,11 @@ cc_library(
     linkopts = [
         "-L{python_libdir}",
         "-Wl,-rpath,{python_libdir}",
+        # libtorch_python.so resolves Python's symbols from the process without naming libpython as a
+        # dependency, so keep libpython linked even when the binary itself uses none of its symbols.
+        "-Wl,--no-as-needed",
         "-lpython{python_ldversion}",
+        "-Wl,--as-needed",
         "-ldl",
         "-lm",
     ],
