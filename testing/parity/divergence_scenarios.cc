@@ -117,7 +117,8 @@ ScenarioResult RunDivergence(const DivergenceCase& c, int steps) {
       try {
         peft.attr("step")(peft_grads);
       } catch (const py::error_already_set& error) {
-        peft_outcome = absl::StrCat("PEFT raised at step ", t, ": ", error.what());
+        std::string message = error.what();
+        peft_outcome = absl::StrCat("PEFT raised at step ", t, ": ", message.substr(0, message.find('\n')));
       }
     }
     for (size_t i = 0; i < paired.pairs.size(); ++i) {

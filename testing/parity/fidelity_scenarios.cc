@@ -69,15 +69,20 @@ ScenarioResult RunFidelity(int steps) {
     for (size_t i = 0; i < pairs.size(); ++i) {
       torch::Tensor expected = ToTensor(reference.pairs()[i].B);
       // The float32 bound of precision.h, against float64: one side rounds, so half of it.
-      torch::Tensor bound = UpdateBound(expected.to(torch::kFloat), options, t) / 2;
-      lorafa_vs_float64.Add(pairs[i].name, t, pairs[i].B.to(torch::kDouble), expected, bound);
-      peft_vs_float64.Add(pairs[i].name, t, peft.attr("tensor")(2 * i + 1).cast<torch::Tensor>().to(torch::kDouble),
-                          expected, bound);
+      // plus half a float32 unit for rounding the float64 value to float32.
+      torch::Tensor bound = UpdateBound(expected.to(torch::kFloat), options, t) / 2 +
+                            expected.abs() * UnitRoundoff(torch::kFloat);
+      // Compared in float32, so ULPs count float32 spacings from the rounded float64 value.
+      torch::Tensor expected32 = expected.to(torch::kFloat);
+      lorafa_vs_float64.Add(pairs[i].name, t, pairs[i].B.detach(), expected32, bound);
+      peft_vs_float64.Add(pairs[i].name, t, peft.attr("tensor")(2 * i + 1).cast<torch::Tensor>(), expected32, bound);
     }
   }
   ScenarioResult result = ResultOf(lorafa_vs_float64, "float32", steps);
-  result.detail = absl::StrFormat("max |x - float64| after %d steps: lorafa kExact %.3g, PEFT as shipped %.3g%s", steps,
-                                  lorafa_vs_float64.max_abs_diff(), peft_vs_float64.max_abs_diff(),
+  result.detail = absl::StrFormat(
+      "after %d steps, max |x - float64| (max float32 ULP): lorafa kExact %.3g (%d), PEFT as shipped %.3g (%d)%s", steps,
+      lorafa_vs_float64.max_abs_diff(), lorafa_vs_float64.max_ulp(), peft_vs_float64.max_abs_diff(),
+      peft_vs_float64.max_ulp(),
                                   lorafa_vs_float64.passed() ? "" : "; " + lorafa_vs_float64.first_miss());
   return result;
 }

@@ -4,6 +4,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include <pybind11/stl.h>
+
 #include "tools/cpp/runfiles/runfiles.h"
 
 namespace lorafa::parity {

@@ -5,6 +5,7 @@ get_peft_model. Tensors handed in from C++ are cloned first, so neither side can
 """
 
 import copy
+import warnings
 
 import accelerate
 import peft
@@ -12,6 +13,9 @@ import peft.optimizers.lorafa as peft_lorafa
 import torch
 import transformers
 from peft import LoraConfig, get_peft_model
+
+# transformers warns about its own deprecations while building a model; they are not ours to fix.
+warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 _ORIGINAL_IS_BF16_AVAILABLE = peft_lorafa.is_bf16_available
 
