@@ -11,7 +11,10 @@ ReferenceLoraFA::ReferenceLoraFA(AdamWHyperparameters hyper, double delta, Refer
     : hyper_(hyper), delta_(delta), projection_(projection) {}
 
 void ReferenceLoraFA::AddPair(Eigen::MatrixXd A, Eigen::MatrixXd B, double scaling) {
-  pairs_.push_back({std::move(A), std::move(B), scaling, {}});
+  // PEFT's path adds δ as float32 (δ·eye(float32)); the exact path adds it as given.
+  const double gram_delta = projection_ == ReferenceProjection::kExact ? delta_ : static_cast<float>(delta_);
+  Eigen::MatrixXd gram_pinv = RegularisedGramPinv(A, gram_delta);
+  pairs_.push_back({std::move(A), std::move(B), scaling, {}, std::move(gram_pinv)});
 }
 
 void ReferenceLoraFA::AddParam(Eigen::MatrixXd value) { params_.push_back({std::move(value), {}}); }
@@ -26,8 +29,8 @@ void ReferenceLoraFA::Step(const std::vector<Eigen::MatrixXd>& grad_B,
     ReferencePair& pair = pairs_[i];
     const Eigen::MatrixXd grad_hat =
         projection_ == ReferenceProjection::kExact
-            ? ProjectedGradient(pair.A, grad_B[i], pair.scaling, delta_)
-            : PeftBfloat16ProjectedGradient(pair.A, grad_B[i], pair.scaling, delta_);
+            ? ProjectedGradientWithPinv(pair.gram_pinv, grad_B[i], pair.scaling)
+            : PeftBfloat16ProjectedGradientWithPinv(pair.gram_pinv, grad_B[i], pair.scaling);
     HfAdamWStep(pair.B, grad_hat, pair.moments, hyper_);
   }
   for (size_t j = 0; j < params_.size(); ++j) {

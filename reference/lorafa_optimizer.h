@@ -1,6 +1,7 @@
 // The whole LoRA-FA optimizer in float64: each pair's B takes an HF-AdamW step with its projected
-// gradient, each other parameter a plain HF-AdamW step. A never changes. No caching, no dtypes —
-// the straightforward reading of the maths that the LibTorch implementation is checked against.
+// gradient, each other parameter a plain HF-AdamW step. A never changes, so (A Aᵀ + δI)⁺ is formed
+// once per pair. No dtypes — the straightforward reading of the maths that the LibTorch
+// implementation is checked against.
 //
 //   ReferenceLoraFA optimizer(hyper, /*delta=*/1e-8, ReferenceProjection::kExact);
 //   optimizer.AddPair(A, B, /*scaling=*/2.0);
@@ -21,10 +22,11 @@ enum class ReferenceProjection {
 };
 
 struct ReferencePair {
-  Eigen::MatrixXd A;  // (r, n)
+  Eigen::MatrixXd A;  // (r, n), never changed
   Eigen::MatrixXd B;  // (m, r)
   double scaling;
   AdamWMoments moments;
+  Eigen::MatrixXd gram_pinv;  // (A Aᵀ + δI)⁺ — a function of A and δ alone, so formed once
 };
 
 struct ReferenceParam {

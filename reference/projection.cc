@@ -20,7 +20,12 @@ Eigen::MatrixXd RegularisedGramPinv(const Eigen::MatrixXd& A, double delta) {
 
 Eigen::MatrixXd ProjectedGradient(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad_B, double scaling,
                                   double delta) {
-  return (1.0 / (scaling * scaling)) * grad_B * RegularisedGramPinv(A, delta);
+  return ProjectedGradientWithPinv(RegularisedGramPinv(A, delta), grad_B, scaling);
+}
+
+Eigen::MatrixXd ProjectedGradientWithPinv(const Eigen::MatrixXd& gram_pinv, const Eigen::MatrixXd& grad_B,
+                                          double scaling) {
+  return (1.0 / (scaling * scaling)) * grad_B * gram_pinv;
 }
 
 Eigen::MatrixXd FullWeightUpdate(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad_hat, double scaling) {
@@ -30,7 +35,11 @@ Eigen::MatrixXd FullWeightUpdate(const Eigen::MatrixXd& A, const Eigen::MatrixXd
 Eigen::MatrixXd PeftBfloat16ProjectedGradient(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad_B,
                                               double scaling, double delta) {
   const double delta_as_float32 = static_cast<float>(delta);
-  Eigen::MatrixXd pinv = RegularisedGramPinv(A, delta_as_float32);
+  return PeftBfloat16ProjectedGradientWithPinv(RegularisedGramPinv(A, delta_as_float32), grad_B, scaling);
+}
+
+Eigen::MatrixXd PeftBfloat16ProjectedGradientWithPinv(const Eigen::MatrixXd& pinv, const Eigen::MatrixXd& grad_B,
+                                                      double scaling) {
   Eigen::MatrixXd product = RoundedToBfloat16(RoundedToBfloat16(grad_B) * RoundedToBfloat16(pinv));
   // The scalar 1/s² enters the bfloat16 multiply as a float.
   const double inverse_scaling_squared = static_cast<float>(1.0 / (scaling * scaling));

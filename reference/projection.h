@@ -17,6 +17,10 @@ Eigen::MatrixXd RegularisedGramPinv(const Eigen::MatrixXd& A, double delta);
 Eigen::MatrixXd ProjectedGradient(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad_B, double scaling,
                                   double delta);
 
+// The same with (A Aᵀ + δI)⁺ already formed.
+Eigen::MatrixXd ProjectedGradientWithPinv(const Eigen::MatrixXd& gram_pinv, const Eigen::MatrixXd& grad_B,
+                                          double scaling);
+
 // The full-weight-space update that B's gradient ĝ stands for: s · ĝ · A, shape (m, n).
 Eigen::MatrixXd FullWeightUpdate(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad_hat, double scaling);
 
@@ -25,5 +29,9 @@ Eigen::MatrixXd FullWeightUpdate(const Eigen::MatrixXd& A, const Eigen::MatrixXd
 // rounded to bfloat16, multiplied (exactly here), rounded to bfloat16, scaled by 1/s² and rounded again.
 Eigen::MatrixXd PeftBfloat16ProjectedGradient(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad_B,
                                               double scaling, double delta);
+
+// The same with (A Aᵀ + δ_f32·I)⁺ already formed (δ_f32: δ rounded to float32).
+Eigen::MatrixXd PeftBfloat16ProjectedGradientWithPinv(const Eigen::MatrixXd& gram_pinv, const Eigen::MatrixXd& grad_B,
+                                                      double scaling);
 
 }  // namespace lorafa::reference
