@@ -94,10 +94,18 @@ void showValue(const PairSpec& spec, std::ostream& os) {
      << ", s=" << spec.scaling << ", |g|~" << spec.grad_scale << ", seed=" << spec.seed << "}";
 }
 
+}  // namespace lorafa::testing
+
+namespace lorafa {
+
 void showValue(const LoraFAOptions& o, std::ostream& os) {
   os << "{lr=" << o.lr() << ", betas=(" << std::get<0>(o.betas()) << ", " << std::get<1>(o.betas())
      << "), eps=" << o.eps() << ", wd=" << o.weight_decay() << ", correct_bias=" << o.correct_bias() << "}";
 }
+
+}  // namespace lorafa
+
+namespace lorafa::testing {
 
 rc::Gen<Conditioning> genConditioning() {
   return rc::gen::element(Conditioning::kWell, Conditioning::kIll, Conditioning::kRankDeficient, Conditioning::kZero,

@@ -47,7 +47,6 @@ rc::Gen<Conditioning> genConditioning();
 // weight decay ∈ {0} ∪ [1e-4, 0.1], correct_bias either way.
 rc::Gen<LoraFAOptions> genOptions();
 rc::Gen<torch::ScalarType> genDtype();  // float32, float64 or bfloat16
-void showValue(const LoraFAOptions& options, std::ostream& os);
 
 // A (r, in) with the spec's singular values, in `dtype`.
 torch::Tensor MakeA(const PairSpec& spec, torch::ScalarType dtype);
@@ -55,3 +54,8 @@ torch::Tensor MakeA(const PairSpec& spec, torch::ScalarType dtype);
 torch::Tensor RandomMatrix(int64_t rows, int64_t cols, double scale, uint64_t seed, torch::ScalarType dtype);
 
 }  // namespace lorafa::testing
+
+namespace lorafa {
+// How RapidCheck prints generated options (found by argument-dependent lookup).
+void showValue(const LoraFAOptions& options, std::ostream& os);
+}  // namespace lorafa

@@ -103,18 +103,6 @@ class ErrorModel {
   Eigen::ArrayXXd dm_, dv_, dB_;
 };
 
-Eigen::ArrayXXd ProjectionError(const Eigen::MatrixXd& gram_pinv, const Eigen::MatrixXd& grad, double s, double u,
-                                const Eigen::MatrixXd& A) {
-  const Eigen::Index r = grad.cols();
-  const Eigen::VectorXd lambda = SingularValuesOf(A * A.transpose() + 1e-8 * Eigen::MatrixXd::Identity(r, r));
-  const double kappa = lambda(0) / lambda(lambda.size() - 1);
-  const double pinv_norm = SingularValuesOf(gram_pinv)(0);
-  const Eigen::VectorXd row_sums = grad.cwiseAbs().rowwise().sum();
-  const Eigen::MatrixXd normwise = (64.0 * r * u * kappa * pinv_norm) * row_sums * Eigen::RowVectorXd::Ones(r);
-  const Eigen::MatrixXd product = r * u * grad.cwiseAbs() * gram_pinv.cwiseAbs();
-  return (normwise + product).array() / (s * s);
-}
-
 void CheckAgainstReference(torch::ScalarType dtype) {
   const std::vector<PairSpec> specs = *genPairSpecs(genWellConditionedPairSpec());
   const int others = *rc::gen::inRange(0, 4);
@@ -146,7 +134,7 @@ void CheckAgainstReference(torch::ScalarType dtype) {
     for (size_t i = 0; i < problem.pairs.size(); ++i) {
       const reference::ReferencePair& expected = reference.pairs()[i];
       const Eigen::MatrixXd grad_hat = reference::ProjectedGradientWithPinv(expected.gram_pinv, grad_b[i], expected.scaling);
-      errors[i].Step(grad_hat.array(), ProjectionError(expected.gram_pinv, grad_b[i], expected.scaling, u, expected.A),
+      errors[i].Step(grad_hat.array(), ProjectionErrorBound(expected.A, expected.gram_pinv, grad_b[i], expected.scaling, u),
                      expected.moments, expected.B.array(), beta1, beta2, options.eps(), step_size);
       const Eigen::ArrayXXd diff = (ToEigen(problem.pairs[i].B) - expected.B).array().abs();
       RC_LOG() << "step " << t << " pair " << i << ": max |diff| " << diff.maxCoeff() << ", max excess "

@@ -36,17 +36,8 @@ RC_GTEST_PROP(ProjectionProperty, float64MatchesReferenceForEveryConditioning, (
   const Eigen::MatrixXd actual = Project(spec, A, grad, Projection::kExact, kDelta);
   const Eigen::MatrixXd pinv = reference::RegularisedGramPinv(ToEigen(A), kDelta);
   const Eigen::MatrixXd expected = reference::ProjectedGradientWithPinv(pinv, ToEigen(grad), spec.scaling);
-  // The pseudo-inverse's error is normwise: ‖ΔP‖₂ ≤ 64·r·eps·κ(M)·‖P‖₂ from each side's Gram product
-  // and SVD (κ(M) = λ_max/λ_min of M = A Aᵀ + δI, λ_min ≥ δ), so an entry of g·ΔP is bounded by
-  // Σ_k|g_ik|·‖ΔP‖₂. The product itself adds r·eps·(|g|·|P|)_ij. Both scaled by 1/s².
-  const Eigen::VectorXd lambda = SingularValuesOf(ToEigen(A) * ToEigen(A).transpose() +
-                                                  kDelta * Eigen::MatrixXd::Identity(spec.r, spec.r));
-  const double kappa = lambda(0) / lambda(lambda.size() - 1);
-  const double inverse_s2 = 1.0 / (spec.scaling * spec.scaling);
-  const Eigen::VectorXd row_sums = ToEigen(grad).cwiseAbs().rowwise().sum();
-  const Eigen::MatrixXd pinv_error = (64.0 * spec.r * kFloat64Epsilon * kappa * SingularValuesOf(pinv)(0)) *
-                                     row_sums * Eigen::RowVectorXd::Ones(spec.r);
-  const Eigen::MatrixXd product_error = spec.r * kFloat64Epsilon * ToEigen(grad).cwiseAbs() * pinv.cwiseAbs();
+  // ProjectionErrorBound (norms.h) for float64 rounding, derived there.
+  const Eigen::ArrayXXd bound = ProjectionErrorBound(ToEigen(A), pinv, ToEigen(grad), spec.scaling, kFloat64Epsilon);
   const Eigen::ArrayXXd excess = (actual - expected).array().abs() - inverse_s2 * (pinv_error + product_error).array();
   RC_ASSERT(excess.maxCoeff() <= 0.0);
 }
