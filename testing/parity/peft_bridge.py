@@ -77,6 +77,21 @@ class PeftOptimizerRun:
         return state["step"], state["exp_avg"], state["exp_avg_sq"]
 
 
+def state_bytes(optimizer):
+    """Bytes held by an optimizer's state tensors (moments; step counters are Python ints)."""
+    return sum(v.numel() * v.element_size() for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v))
+
+
+class TorchAdamWRun:
+    """torch.optim.AdamW over clones of the tensors, each with its gradient (for the benchmarks)."""
+
+    def __init__(self, tensors, grads, lr):
+        self.params = [_clone(t, True) for t in tensors]
+        for param, grad in zip(self.params, grads):
+            param.grad = grad.detach().clone()
+        self.optimizer = torch.optim.AdamW(self.params, lr=lr)
+
+
 class TinyNet(torch.nn.Module):
     """Embedding → mean over the sequence → Linear → ReLU → Linear; lorafa's C++ TinyNet mirrors it."""
 

@@ -1,0 +1,54 @@
+#include "benchmarks/benchmark_main.h"
+
+#include <iostream>
+#include <memory>
+
+#include <benchmark/benchmark.h>
+#include <torch/cuda.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "benchmarks/device.h"
+#include "testing/python/embedded_python.h"
+
+ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
+ABSL_FLAG(std::string, preset, "quick", "smoke, quick or full");
+
+namespace lorafa::benchmarks {
+
+void Synchronize(c10::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+int RunBenchmarkMain(int argc, char** argv, bool wants_python,
+                     const std::function<void(const BenchmarkContext&)>& register_benchmarks) {
+  benchmark::Initialize(&argc, argv);  // takes the --benchmark_* flags
+  absl::ParseCommandLine(argc, argv);
+
+  absl::StatusOr<c10::Device> device = ParseDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    std::cerr << argv[0] << ": " << device.status().message() << "\n";
+    return 2;
+  }
+  const std::string preset = absl::GetFlag(FLAGS_preset);
+  if (preset != "smoke" && preset != "quick" && preset != "full") {
+    std::cerr << argv[0] << ": --preset must be smoke, quick or full, got '" << preset << "'\n";
+    return 2;
+  }
+
+  std::unique_ptr<lorafa::testing::EmbeddedPython> python;
+  if (wants_python) {
+    auto started = lorafa::testing::EmbeddedPython::Start();
+    if (started.ok()) {
+      python = *std::move(started);
+    } else {
+      std::cerr << argv[0] << ": PEFT rows disabled: " << started.status().message() << "\n";
+    }
+  }
+  register_benchmarks({*device, preset, python != nullptr});
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
+
+}  // namespace lorafa::benchmarks

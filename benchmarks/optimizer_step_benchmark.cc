@@ -1,0 +1,183 @@
+// Optimizer step for many LoRA layers: what one step of each optimizer costs, and the state it keeps.
+//
+//   lorafa_exact / lorafa_peft_bf16   LoRA-FA (A frozen, B projected) in its two precision modes
+//   hf_adamw_b_only                   the floor: HF-AdamW on B alone (what LoRA-FA adds to is this)
+//   hf_adamw_a_and_b                  what standard LoRA pays: HF-AdamW on A and B
+//   torch_adamw_a_and_b               torch::optim::AdamW on A and B
+//   peft_lorafa / python_torch_adamw  PEFT's LoraFAOptimizer and torch.optim.AdamW through Python
+//
+// Arguments r (rank), width (square layers width × width) and layers. Counters: state_bytes (optimizer
+// state), trained_params. Time per step is Google Benchmark's own.
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <pybind11/stl.h>
+#include <torch/csrc/utils/pybind.h>
+#include <torch/torch.h>
+
+#include "benchmarks/benchmark_main.h"
+#include "lorafa/optimizer.h"
+#include "testing/parity/peft_bridge.h"
+
+namespace lorafa::benchmarks {
+namespace {
+
+namespace py = pybind11;
+constexpr double kLearningRate = 1e-4;
+
+struct LoraLayers {
+  std::vector<torch::Tensor> A, B;  // A (r, width) frozen, B (width, r), each with a gradient
+  double scaling = 2.0;
+};
+
+LoraLayers MakeLayers(const benchmark::State& state, c10::Device device, bool a_has_grad) {
+  const int64_t r = state.range(0), width = state.range(1), layers = state.range(2);
+  torch::manual_seed(0);
+  LoraLayers made;
+  auto options = torch::TensorOptions(device).dtype(torch::kFloat32);
+  for (int64_t i = 0; i < layers; ++i) {
+    torch::Tensor a = torch::randn({r, width}, options) / std::sqrt(static_cast<double>(width));
+    torch::Tensor b = (0.01 * torch::randn({width, r}, options)).requires_grad_();
+    b.mutable_grad() = torch::randn_like(b);
+    if (a_has_grad) {
+      a.requires_grad_();
+      a.mutable_grad() = torch::randn_like(a);
+    }
+    made.A.push_back(a);
+    made.B.push_back(b);
+  }
+  return made;
+}
+
+int64_t StateBytes(const torch::optim::Optimizer& optimizer) {
+  int64_t bytes = 0;
+  for (const auto& [key, state] : optimizer.state()) {
+    if (auto* lorafa_state = dynamic_cast<const LoraFAParamState*>(state.get())) {
+      bytes += lorafa_state->exp_avg().nbytes() + lorafa_state->exp_avg_sq().nbytes();
+    } else if (auto* adam_state = dynamic_cast<const torch::optim::AdamWParamState*>(state.get())) {
+      bytes += adam_state->exp_avg().nbytes() + adam_state->exp_avg_sq().nbytes();
+    }
+  }
+  return bytes;
+}
+
+int64_t Numel(const std::vector<torch::Tensor>& tensors) {
+  int64_t count = 0;
+  for (const torch::Tensor& t : tensors) count += t.numel();
+  return count;
+}
+
+// Times optimizer.step() after one warm-up step (state allocated, pseudo-inverses cached).
+void TimeSteps(benchmark::State& state, torch::optim::Optimizer& optimizer, c10::Device device, int64_t trained) {
+  optimizer.step();
+  Synchronize(device);
+  for (auto _ : state) {
+    optimizer.step();
+    Synchronize(device);
+  }
+  state.counters["state_bytes"] = static_cast<double>(StateBytes(optimizer));
+  state.counters["trained_params"] = static_cast<double>(trained);
+}
+
+void BM_lorafa(benchmark::State& state, c10::Device device, Projection projection) {
+  LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
+  std::vector<LoraPair> pairs;
+  for (size_t i = 0; i < layers.A.size(); ++i) pairs.push_back({std::to_string(i), layers.A[i], layers.B[i], layers.scaling});
+  LoraFAOptimizer optimizer(pairs, {}, LoraFAOptions(kLearningRate).projection(projection));
+  TimeSteps(state, optimizer, device, Numel(layers.B));
+}
+
+void BM_hf_adamw(benchmark::State& state, c10::Device device, bool include_a) {
+  LoraLayers layers = MakeLayers(state, device, include_a);
+  std::vector<torch::Tensor> params = layers.B;
+  if (include_a) params.insert(params.end(), layers.A.begin(), layers.A.end());
+  LoraFAOptimizer optimizer({}, params, LoraFAOptions(kLearningRate));  // no pairs: plain HF-AdamW
+  TimeSteps(state, optimizer, device, Numel(params));
+}
+
+void BM_torch_adamw_a_and_b(benchmark::State& state, c10::Device device) {
+  LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/true);
+  std::vector<torch::Tensor> params = layers.B;
+  params.insert(params.end(), layers.A.begin(), layers.A.end());
+  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(kLearningRate));
+  TimeSteps(state, optimizer, device, Numel(params));
+}
+
+// Times `step()` of a Python optimizer built by peft_bridge; the GIL is held throughout, as a Python
+// training loop would hold it.
+void TimePythonSteps(benchmark::State& state, py::object optimizer, c10::Device device, int64_t trained) {
+  py::object step = optimizer.attr("step");
+  step();
+  Synchronize(device);
+  for (auto _ : state) {
+    step();
+    Synchronize(device);
+  }
+  state.counters["state_bytes"] = parity::PeftBridge().attr("state_bytes")(optimizer).cast<double>();
+  state.counters["trained_params"] = static_cast<double>(trained);
+}
+
+void BM_peft_lorafa(benchmark::State& state, c10::Device device) {
+  LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
+  std::vector<std::string> names;
+  std::vector<torch::Tensor> tensors;
+  std::vector<double> scalings;
+  py::list grads;
+  for (size_t i = 0; i < layers.A.size(); ++i) {
+    names.push_back("layers." + std::to_string(i) + ".lora_A.default.weight");
+    names.push_back("layers." + std::to_string(i) + ".lora_B.default.weight");
+    tensors.insert(tensors.end(), {layers.A[i], layers.B[i]});
+    scalings.insert(scalings.end(), {layers.scaling, layers.scaling});
+    grads.append(py::none());
+    grads.append(layers.B[i].grad());
+  }
+  py::object run = parity::PeftBridge().attr("PeftOptimizerRun")(names, tensors, scalings, kLearningRate, 0.9,
+                                                                  0.999, 1e-6, 0.0, true);
+  run.attr("step")(grads);  // gives PEFT's clones their gradients
+  TimePythonSteps(state, run.attr("optimizer"), device, Numel(layers.B));
+}
+
+void BM_python_torch_adamw(benchmark::State& state, c10::Device device) {
+  LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/true);
+  std::vector<torch::Tensor> params = layers.B, grads;
+  params.insert(params.end(), layers.A.begin(), layers.A.end());
+  for (const torch::Tensor& p : params) grads.push_back(p.grad());
+  py::object run = parity::PeftBridge().attr("TorchAdamWRun")(params, grads, kLearningRate);
+  TimePythonSteps(state, run.attr("optimizer"), device, Numel(params));
+}
+
+void Register(const BenchmarkContext& context) {
+  std::vector<int64_t> ranks, widths, layer_counts;
+  if (context.preset == "smoke") {
+    ranks = {2}, widths = {16}, layer_counts = {1, 2};
+  } else if (context.preset == "quick") {
+    ranks = {8, 64}, widths = {1024}, layer_counts = {1, 32};
+  } else {
+    ranks = {8, 16, 32, 64, 128, 256}, widths = {1024, 4096}, layer_counts = {1, 32};
+  }
+  const c10::Device device = context.device;
+  std::vector<benchmark::internal::Benchmark*> all = {
+      benchmark::RegisterBenchmark("lorafa_exact", BM_lorafa, device, Projection::kExact),
+      benchmark::RegisterBenchmark("lorafa_peft_bf16", BM_lorafa, device, Projection::kPeftBf16),
+      benchmark::RegisterBenchmark("hf_adamw_b_only", BM_hf_adamw, device, false),
+      benchmark::RegisterBenchmark("hf_adamw_a_and_b", BM_hf_adamw, device, true),
+      benchmark::RegisterBenchmark("torch_adamw_a_and_b", BM_torch_adamw_a_and_b, device),
+  };
+  if (context.python_ready) {
+    all.push_back(benchmark::RegisterBenchmark("peft_lorafa", BM_peft_lorafa, device));
+    all.push_back(benchmark::RegisterBenchmark("python_torch_adamw", BM_python_torch_adamw, device));
+  }
+  for (auto* bench : all) {
+    bench->ArgNames({"r", "width", "layers"})->ArgsProduct({ranks, widths, layer_counts})->Unit(benchmark::kMicrosecond);
+    // Medians of several repetitions: the machines are noisy, ratios within one run are what count.
+    if (context.preset != "smoke") bench->Repetitions(3)->ReportAggregatesOnly(true);
+  }
+}
+
+}  // namespace
+}  // namespace lorafa::benchmarks
+
+int main(int argc, char** argv) {
+  return lorafa::benchmarks::RunBenchmarkMain(argc, argv, /*wants_python=*/true, lorafa::benchmarks::Register);
+}
