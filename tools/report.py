@@ -1,0 +1,310 @@
+"""Turns lorafa's benchmark JSON into report.md, results.json and PNG charts.
+
+Usage (normally through tools/report.sh, i.e. `bazel run //tools:report`):
+    python3 report.py --optimizer_json=opt.json --training_json=train.json --out=DIR --device=cpu
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+OPTIMIZERS = [
+    ("lorafa_exact", "lorafa LoRA-FA (kExact)"),
+    ("lorafa_peft_bf16", "lorafa LoRA-FA (kPeftBf16)"),
+    ("hf_adamw_b_only", "HF-AdamW on B only (floor)"),
+    ("hf_adamw_a_and_b", "HF-AdamW on A and B (LoRA)"),
+    ("torch_adamw_a_and_b", "torch::optim::AdamW on A and B"),
+    ("peft_lorafa", "PEFT LoraFAOptimizer (Python)"),
+    ("python_torch_adamw", "torch.optim.AdamW on A and B (Python)"),
+]
+
+
+def parse_runs(document):
+    """{(benchmark, args tuple): row} using the median aggregate when repetitions were run."""
+    runs = {}
+    for row in document.get("benchmarks", []):
+        if row.get("run_type") == "aggregate" and row.get("aggregate_name") != "median":
+            continue
+        name, *args = row["run_name"].split("/")
+        key = (name, tuple(int(a.split(":")[1]) for a in args))
+        runs[key] = row
+    return runs
+
+
+def time_us(row):
+    scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}[row["time_unit"]]
+    return row["real_time"] * scale
+
+
+def mib(value):
+    return value / (1 << 20)
+
+
+def fmt_ratio(value):
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def verdict(holds):
+    return "holds" if holds else "does not hold"
+
+
+def optimizer_tables(runs, lines, derived):
+    shapes = sorted({args for (_, args) in runs})
+    lines.append("## Optimizer step\n")
+    lines.append("Median time per `step()` in µs (r, width × width layers, layer count); ratios measured in the same run.\n")
+    header = "| r | width | layers | " + " | ".join(label for _, label in OPTIMIZERS) + " | lorafa / floor | lorafa / LoRA HF-AdamW | PEFT / lorafa |"
+    lines.append(header)
+    lines.append("|" + "---|" * (header.count("|") - 1))
+    derived["optimizer_step"] = []
+    for args in shapes:
+        times = {name: time_us(runs[(name, args)]) for name, _ in OPTIMIZERS if (name, args) in runs}
+        lorafa = times.get("lorafa_exact")
+        floor = times.get("hf_adamw_b_only")
+        both = times.get("hf_adamw_a_and_b")
+        peft = times.get("peft_lorafa")
+        row = {
+            "r": args[0], "width": args[1], "layers": args[2], "time_us": times,
+            "lorafa_over_floor": lorafa / floor if lorafa and floor else None,
+            "lorafa_over_lora_adamw": lorafa / both if lorafa and both else None,
+            "peft_speedup": peft / lorafa if lorafa and peft else None,
+        }
+        derived["optimizer_step"].append(row)
+        cells = [f"{times[name]:.0f}" if name in times else "–" for name, _ in OPTIMIZERS]
+        lines.append(f"| {args[0]} | {args[1]} | {args[2]} | " + " | ".join(cells) + f" | {fmt_ratio(row['lorafa_over_floor'])} | "
+                     f"{fmt_ratio(row['lorafa_over_lora_adamw'])} | {fmt_ratio(row['peft_speedup'])} |")
+    lines.append("")
+
+    lines.append("### Optimizer state\n")
+    lines.append("| r | width | layers | lorafa state (MiB) | AdamW on A and B state (MiB) | saved |")
+    lines.append("|---|---|---|---|---|---|")
+    savings = []
+    for args in shapes:
+        if ("lorafa_exact", args) not in runs or ("hf_adamw_a_and_b", args) not in runs:
+            continue
+        mine = runs[("lorafa_exact", args)]["state_bytes"]
+        theirs = runs[("hf_adamw_a_and_b", args)]["state_bytes"]
+        savings.append(1 - mine / theirs)
+        lines.append(f"| {args[0]} | {args[1]} | {args[2]} | {mib(mine):.2f} | {mib(theirs):.2f} | {100 * (1 - mine / theirs):.1f}% |")
+    lines.append("")
+    derived["optimizer_state_saving"] = savings
+    return shapes
+
+
+def training_tables(runs, lines, derived):
+    lines.append("## Full training step (forward + backward + optimizer)\n")
+    lines.append("A transformer-like stack with LoRA on q, k, v, o, up and down; memory from the allocator "
+                 "(CPU: a counting wrapper around LibTorch's allocator; CUDA: the caching allocator's statistics), "
+                 "analytic expectations beside it.\n")
+    lines.append("| d | blocks | r | tokens | method | step (ms) | weights (MiB) | activations (MiB) | grads (MiB) | "
+                 "expected grads | state (MiB) | expected state | peak (MiB) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    derived["training_step"] = []
+    shapes = sorted({args for (_, args) in runs})
+    for args in shapes:
+        pair = {}
+        for name, label in (("train_lorafa", "LoRA-FA (lorafa)"), ("train_lora_adamw", "LoRA + AdamW")):
+            row = runs.get((name, args))
+            if not row:
+                continue
+            pair[name] = row
+            lines.append(
+                f"| {args[0]} | {args[1]} | {args[2]} | {args[3]} | {label} | {time_us(row) / 1e3:.1f} | "
+                f"{mib(row['weights_bytes']):.2f} | {mib(row['activation_bytes']):.2f} | {mib(row['grad_bytes']):.2f} | "
+                f"{mib(row['expected_grad_bytes']):.2f} | {mib(row['state_bytes']):.2f} | {mib(row['expected_state_bytes']):.2f} | "
+                f"{mib(row['peak_bytes']):.2f} |")
+        if len(pair) == 2:
+            fa, lora = pair["train_lorafa"], pair["train_lora_adamw"]
+            derived["training_step"].append({
+                "d": args[0], "blocks": args[1], "r": args[2], "tokens": args[3],
+                "time_ratio": time_us(fa) / time_us(lora),
+                "peak_saving": 1 - fa["peak_bytes"] / lora["peak_bytes"],
+                "activation_saving_bytes": lora["activation_bytes"] - fa["activation_bytes"],
+                "expected_activation_saving_bytes": lora["expected_extra_saved_bytes"],
+                "lorafa": fa, "lora_adamw": lora,
+            })
+    lines.append("")
+    lines.append("| d | blocks | r | tokens | LoRA-FA / LoRA+AdamW step time | peak memory saved | activations freed by freezing A (measured) | (expected if every projection input were freed) |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for row in derived["training_step"]:
+        lines.append(f"| {row['d']} | {row['blocks']} | {row['r']} | {row['tokens']} | {row['time_ratio']:.2f}x | "
+                     f"{100 * row['peak_saving']:.1f}% | {mib(row['activation_saving_bytes']):.2f} MiB | "
+                     f"{mib(row['expected_activation_saving_bytes']):.2f} MiB |")
+    lines.append("")
+
+
+def claims(derived, lines, device):
+    lines.append("## Verdicts\n")
+    lines.append("| claim | measured | verdict |")
+    lines.append("|---|---|---|")
+    savings = derived.get("optimizer_state_saving", [])
+    if savings:
+        low, high = min(savings), max(savings)
+        lines.append(f"| seed: ~50% optimizer-state saving on LoRA parameters | {100 * low:.1f}–{100 * high:.1f}% | "
+                     f"{verdict(0.45 <= low and high <= 0.55)} |")
+    training = derived.get("training_step", [])
+    if training:
+        peak = [row["peak_saving"] for row in training]
+        times = [row["time_ratio"] for row in training]
+        lines.append(f"| seed: 30–40% total (peak) memory saving | {100 * min(peak):.1f}–{100 * max(peak):.1f}% | "
+                     f"{verdict(min(peak) >= 0.30)} |")
+        lines.append(f"| seed: < 5% compute overhead (training step vs LoRA + AdamW) | {min(times):.2f}–{max(times):.2f}x | "
+                     f"{verdict(max(times) < 1.05)} |")
+        lines.append(f"| goal: training step no slower than LoRA + AdamW, lower peak memory | time {max(times):.2f}x, "
+                     f"peak saved ≥ {100 * min(peak):.1f}% | {verdict(max(times) <= 1.0 and min(peak) > 0)} |")
+    steps = derived.get("optimizer_step", [])
+    floors = [row["lorafa_over_floor"] for row in steps if row["lorafa_over_floor"]]
+    if floors:
+        lines.append(f"| goal: lorafa step ≤ 1.05× HF-AdamW on B alone | {min(floors):.2f}–{max(floors):.2f}x | "
+                     f"{verdict(max(floors) <= 1.05)} |")
+    below = [row["lorafa_over_lora_adamw"] for row in steps if row["lorafa_over_lora_adamw"]]
+    if below:
+        lines.append(f"| goal: lorafa step well below HF-AdamW on A and B | {min(below):.2f}–{max(below):.2f}x | "
+                     f"{verdict(max(below) < 1.0)} |")
+    speedups = [row["peft_speedup"] for row in steps if row["peft_speedup"] and row["layers"] >= 32]
+    if speedups:
+        lines.append(f"| goal: lorafa ≥ 5× faster than PEFT ({device}, 32-layer cases) | {min(speedups):.1f}–{max(speedups):.1f}x | "
+                     f"{verdict(min(speedups) >= 5.0)} |")
+    lines.append("")
+
+
+def charts(optimizer_runs, derived, out):
+    written = []
+    steps = derived.get("optimizer_step", [])
+    groups = defaultdict(list)
+    for row in steps:
+        groups[(row["width"], row["layers"])].append(row)
+    if steps:
+        fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+        for axis, ((width, layers), rows) in zip(axes[0], sorted(groups.items())):
+            rows.sort(key=lambda row: row["r"])
+            for name, label in OPTIMIZERS:
+                if name in ("lorafa_exact", "hf_adamw_b_only", "hf_adamw_a_and_b", "peft_lorafa"):
+                    points = [(row["r"], row["time_us"][name]) for row in rows if name in row["time_us"]]
+                    if points:
+                        axis.plot(*zip(*points), marker="o", label=label)
+            axis.set_xscale("log", base=2)
+            axis.set_yscale("log")
+            axis.set_xlabel("rank r")
+            axis.set_ylabel("µs per step")
+            axis.set_title(f"width {width}, {layers} layers")
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "step_time_vs_rank.png"), dpi=110)
+        plt.close(fig)
+        written.append("step_time_vs_rank.png")
+
+        fig, axis = plt.subplots(figsize=(6, 4))
+        for (width, layers), rows in sorted(groups.items()):
+            points = [(row["r"], row["peft_speedup"]) for row in sorted(rows, key=lambda row: row["r"]) if row["peft_speedup"]]
+            if points:
+                axis.plot(*zip(*points), marker="o", label=f"width {width}, {layers} layers")
+        axis.axhline(5.0, color="grey", linestyle="--", label="goal 5×")
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("rank r")
+        axis.set_ylabel("PEFT time / lorafa time")
+        axis.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "speedup_vs_peft.png"), dpi=110)
+        plt.close(fig)
+        written.append("speedup_vs_peft.png")
+
+    training = derived.get("training_step", [])
+    if training:
+        fig, axis = plt.subplots(figsize=(1 + 2.5 * len(training), 4))
+        parts = [("weights_bytes", "weights"), ("activation_bytes", "activations"), ("grad_bytes", "gradients"),
+                 ("state_bytes", "optimizer state")]
+        labels, bottoms = [], []
+        bars = []
+        for row in training:
+            for key in ("lora_adamw", "lorafa"):
+                labels.append(f"{'LoRA+AdamW' if key == 'lora_adamw' else 'LoRA-FA'}\nd={row['d']} r={row['r']}")
+                bars.append(row[key])
+        bottoms = [0.0] * len(bars)
+        for key, label in parts:
+            values = [mib(bar[key]) for bar in bars]
+            axis.bar(range(len(bars)), values, bottom=bottoms, label=label)
+            bottoms = [b + v for b, v in zip(bottoms, values)]
+        axis.scatter(range(len(bars)), [mib(bar["peak_bytes"]) for bar in bars], color="black", marker="_", s=400,
+                     label="peak", zorder=3)
+        axis.set_xticks(range(len(bars)))
+        axis.set_xticklabels(labels, fontsize=7)
+        axis.set_ylabel("MiB")
+        axis.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "memory_breakdown.png"), dpi=110)
+        plt.close(fig)
+        written.append("memory_breakdown.png")
+    return written
+
+
+def machine_lines(optimizer_doc, device):
+    context = optimizer_doc.get("context", {})
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import peft  # noqa: PLC0415 - versions of the environment that produced the numbers
+    import torch  # noqa: PLC0415
+
+    lines = [
+        "## Machine\n",
+        f"- host: {context.get('host_name', platform.node())}, {platform.platform()}",
+        f"- CPU: {cpu}, {context.get('num_cpus', os.cpu_count())} cores at {context.get('mhz_per_cpu', '?')} MHz",
+        f"- device: {device}" + (f" ({torch.cuda.get_device_name(0)})" if device == "cuda" and torch.cuda.is_available() else ""),
+        f"- torch {torch.__version__} (LibTorch from the same wheel), peft {peft.__version__}, "
+        f"torch threads {torch.get_num_threads()}",
+        f"- Google Benchmark library build: {context.get('library_build_type', '?')} (Debian's package; "
+        "its own overhead is per iteration, not per operation)",
+        "",
+    ]
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--optimizer_json", required=True)
+    parser.add_argument("--training_json", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--preset", default="quick")
+    args = parser.parse_args()
+
+    with open(args.optimizer_json) as f:
+        optimizer_doc = json.load(f)
+    with open(args.training_json) as f:
+        training_doc = json.load(f)
+    optimizer_runs, training_runs = parse_runs(optimizer_doc), parse_runs(training_doc)
+
+    derived = {}
+    lines = [f"# lorafa benchmark report ({args.preset} preset, {args.device})\n"]
+    lines += machine_lines(optimizer_doc, args.device)
+    body = []
+    optimizer_tables(optimizer_runs, body, derived)
+    training_tables(training_runs, body, derived)
+    claims(derived, lines, args.device)
+    lines += body
+    written = charts(optimizer_runs, derived, args.out)
+    if written:
+        lines.append("## Charts\n")
+        lines += [f"![{name}]({name})" for name in written]
+    lines.append("\nAbsolute times are comparable only within one run; ratios are the figures to compare.\n")
+
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"optimizer_step": optimizer_doc, "training_step": training_doc, "derived": derived}, f, indent=1)
+    print(f"report: wrote {args.out}/report.md, results.json and {len(written)} charts")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# report: runs lorafa's benchmarks and writes report.md, results.json and charts.
+#
+#   bazel run //tools:report                                  # quick preset, CPU, into ./lorafa-report
+#   bazel run //tools:report -- --out=/tmp/r --preset=full --device=cuda
+#
+# Flags: --out=DIR (default lorafa-report), --preset=smoke|quick|full (default quick),
+#        --device=cpu|cuda (default cpu). Python with matplotlib: $LORAFA_PYTHON, else the workspace's .venv.
+set -euo pipefail
+
+out=lorafa-report preset=quick device=cpu
+for arg in "$@"; do
+  case "${arg}" in
+    --out=*) out="${arg#--out=}" ;;
+    --preset=*) preset="${arg#--preset=}" ;;
+    --device=*) device="${arg#--device=}" ;;
+    *) echo "report: unknown argument '${arg}' (use --out=, --preset=, --device=)" >&2; exit 2 ;;
+  esac
+done
+
+# `bazel run` starts us in the runfiles tree; paths the user typed are relative to where they were.
+here="${BUILD_WORKING_DIRECTORY:-$PWD}"
+case "${out}" in /*) ;; *) out="${here}/${out}" ;; esac
+mkdir -p "${out}"
+# matplotlib and fontconfig want writable cache folders; a sandboxed HOME may have none.
+export MPLCONFIGDIR="${MPLCONFIGDIR:-$(mktemp -d)}" XDG_CACHE_HOME="${XDG_CACHE_HOME:-$(mktemp -d)}"
+
+# Runfiles: beside the script under `bazel run`, TEST_SRCDIR in a test.
+runfiles="${RUNFILES_DIR:-${TEST_SRCDIR:-$0.runfiles}}"
+bin="${runfiles}/lorafa/benchmarks"
+tool_dir="${runfiles}/lorafa/tools"
+
+# The interpreter the build was configured with (it has matplotlib), unless LORAFA_PYTHON says otherwise.
+python="${LORAFA_PYTHON:-$(cat "${runfiles}/torch/python_executable" 2>/dev/null || true)}"
+if [ -z "${python}" ] || [ ! -x "${python}" ]; then
+  echo "report: no Python at '${python}'; run tools/setup.sh (or set LORAFA_PYTHON)" >&2
+  exit 1
+fi
+
+step=0
+for benchmark in optimizer_step_benchmark training_step_benchmark; do
+  step=$((step + 1))
+  echo "report: [${step}/3] ${benchmark} (${preset}, ${device}) — one line per case as it finishes"
+  "${bin}/${benchmark}" --preset="${preset}" --device="${device}" \
+    --benchmark_out="${out}/${benchmark}.json" --benchmark_out_format=json
+done
+echo "report: [3/3] writing the report"
+"${python}" "${tool_dir}/report.py" --optimizer_json="${out}/optimizer_step_benchmark.json" \
+  --training_json="${out}/training_step_benchmark.json" --out="${out}" --device="${device}" --preset="${preset}"
+echo "report: open ${out}/report.md"
