@@ -4,6 +4,7 @@
 #include <ATen/ops/eye.h>
 #include <ATen/ops/linalg_pinv.h>
 #include <ATen/ops/matmul.h>
+#include <ATen/ops/mm.h>
 #include <ATen/ops/mul.h>
 
 #include "lorafa/python_scalar.h"
@@ -60,45 +61,35 @@ at::Tensor PeftPinv(const LoraPair& pair, double delta) {
 
 }  // namespace
 
-bool CachedProjection::Source::operator==(const Source& other) const {
-  return data == other.data && version == other.version && sizes == other.sizes &&
-         device == other.device && grad_dtype == other.grad_dtype && delta == other.delta &&
-         mode == other.mode;
-}
-
-CachedProjection::Source CachedProjection::SourceOf(const LoraPair& pair, const at::Tensor& grad_B,
-                                                    Projection mode, double delta) {
-  Source source;
-  source.data = pair.A.data_ptr();
-  source.version = pair.A._version();
-  source.sizes = pair.A.sizes().vec();
-  source.device = pair.A.device();
-  source.grad_dtype = grad_B.scalar_type();
-  source.delta = delta;
-  source.mode = mode;
-  return source;
+bool CachedProjection::IsCurrent(const LoraPair& pair, const at::Tensor& grad_B, Projection mode,
+                                 double delta) const {
+  return cached_.defined() && source_.data == pair.A.data_ptr() && source_.version == pair.A._version() &&
+         pair.A.sizes() == c10::IntArrayRef(source_.sizes) && source_.device == pair.A.device() &&
+         source_.grad_dtype == grad_B.scalar_type() && source_.delta == delta && source_.mode == mode;
 }
 
 at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& grad_B, Projection mode,
                                      double delta) {
-  Source source = SourceOf(pair, grad_B, mode, delta);
-  if (!cached_.defined() || !(source == source_)) {
+  // Checked on every step, so without allocating.
+  if (!IsCurrent(pair, grad_B, mode, delta)) {
     cached_ = mode == Projection::kExact ? ExactScaledPinv(pair, grad_B, delta) : PeftPinv(pair, delta);
-    source_ = std::move(source);
+    source_ = {pair.A.data_ptr(), pair.A._version(), pair.A.sizes().vec(), pair.A.device(), grad_B.scalar_type(),
+               delta, mode};
     ++pinv_computations_;
   }
 
-  const int64_t r = pair.A.size(0);
-  at::Tensor g = grad_B.reshape({grad_B.size(0), r});
-  if (mode == Projection::kExact) return at::matmul(g, cached_).view(grad_B.sizes());
-
+  // A conv B (out, r, 1, 1) is read as (out, r); a linear B already is.
+  const bool is_matrix = grad_B.dim() == 2;
+  at::Tensor g = is_matrix ? grad_B : grad_B.reshape({grad_B.size(0), pair.A.size(0)});
   at::Tensor projected;
-  {
+  if (mode == Projection::kExact) {
+    projected = at::mm(g, cached_);
+  } else {
     BFloat16Autocast autocast(grad_B.device().type());
     projected = at::mul(at::matmul(g, cached_), PythonScalar(1.0 / (pair.scaling * pair.scaling)));
   }
   if (projected.scalar_type() != grad_B.scalar_type()) projected = projected.to(grad_B.scalar_type());
-  return projected.view(grad_B.sizes());
+  return is_matrix ? projected : projected.view(grad_B.sizes());
 }
 
 }  // namespace lorafa::internal

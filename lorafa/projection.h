@@ -34,9 +34,8 @@ class CachedProjection {
     c10::ScalarType grad_dtype = c10::ScalarType::Undefined;
     double delta = 0.0;
     Projection mode = Projection::kExact;
-    bool operator==(const Source& other) const;
   };
-  static Source SourceOf(const LoraPair& pair, const at::Tensor& grad_B, Projection mode, double delta);
+  bool IsCurrent(const LoraPair& pair, const at::Tensor& grad_B, Projection mode, double delta) const;
 
   Source source_;
   // kExact: (A Aᵀ + δI)⁺ / s² in the gradient's dtype. kPeftBf16: PEFT's (A Aᵀ + δ·eye)⁺, unscaled.
