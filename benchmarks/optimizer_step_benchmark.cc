@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include "benchmarks/benchmark_main.h"
+#include "benchmarks/state_bytes.h"
 #include "lorafa/optimizer.h"
 #include "testing/parity/peft_bridge.h"
 
@@ -50,18 +51,6 @@ LoraLayers MakeLayers(const benchmark::State& state, c10::Device device, bool a_
   return made;
 }
 
-int64_t StateBytes(const torch::optim::Optimizer& optimizer) {
-  int64_t bytes = 0;
-  for (const auto& [key, state] : optimizer.state()) {
-    if (auto* lorafa_state = dynamic_cast<const LoraFAParamState*>(state.get())) {
-      bytes += lorafa_state->exp_avg().nbytes() + lorafa_state->exp_avg_sq().nbytes();
-    } else if (auto* adam_state = dynamic_cast<const torch::optim::AdamWParamState*>(state.get())) {
-      bytes += adam_state->exp_avg().nbytes() + adam_state->exp_avg_sq().nbytes();
-    }
-  }
-  return bytes;
-}
-
 int64_t Numel(const std::vector<torch::Tensor>& tensors) {
   int64_t count = 0;
   for (const torch::Tensor& t : tensors) count += t.numel();
@@ -76,7 +65,7 @@ void TimeSteps(benchmark::State& state, torch::optim::Optimizer& optimizer, c10:
     optimizer.step();
     Synchronize(device);
   }
-  state.counters["state_bytes"] = static_cast<double>(StateBytes(optimizer));
+  state.counters["state_bytes"] = static_cast<double>(OptimizerStateBytes(optimizer));
   state.counters["trained_params"] = static_cast<double>(trained);
 }
 

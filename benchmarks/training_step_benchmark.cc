@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "benchmarks/benchmark_main.h"
+#include "benchmarks/state_bytes.h"
 #include "benchmarks/lora_stack.h"
 #include "benchmarks/memory_meter.h"
 #include "lorafa/create.h"
@@ -31,18 +32,6 @@ enum class Method { kLoraFA, kLoraAdamW };
 int64_t Bytes(const std::vector<torch::Tensor>& tensors) {
   int64_t bytes = 0;
   for (const torch::Tensor& t : tensors) bytes += t.defined() ? t.nbytes() : 0;
-  return bytes;
-}
-
-int64_t OptimizerStateBytes(const torch::optim::Optimizer& optimizer) {
-  int64_t bytes = 0;
-  for (const auto& [key, state] : optimizer.state()) {
-    if (auto* lorafa_state = dynamic_cast<const LoraFAParamState*>(state.get())) {
-      bytes += lorafa_state->exp_avg().nbytes() + lorafa_state->exp_avg_sq().nbytes();
-    } else if (auto* adam_state = dynamic_cast<const torch::optim::AdamWParamState*>(state.get())) {
-      bytes += adam_state->exp_avg().nbytes() + adam_state->exp_avg_sq().nbytes();
-    }
-  }
   return bytes;
 }
 
