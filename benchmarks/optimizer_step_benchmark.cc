@@ -141,7 +141,7 @@ void Register(const BenchmarkContext& context) {
   if (context.preset == "smoke") {
     ranks = {2}, widths = {16}, layer_counts = {1, 2};
   } else if (context.preset == "quick") {
-    ranks = {8, 64}, widths = {1024}, layer_counts = {1, 32};
+    ranks = {8, 32, 64}, widths = {1024}, layer_counts = {1, 32};
   } else {
     ranks = {8, 16, 32, 64, 128, 256}, widths = {1024, 4096}, layer_counts = {1, 32};
   }
