@@ -20,7 +20,8 @@ double UnitRoundoff(torch::ScalarType dtype);
 // Elementwise bound on |lorafa − other| for a parameter after `steps` HF-AdamW steps whose directions
 // differ only by rounding. Per step, in units u of the dtype: the projection's relative error is
 // ≤ (r + 10κ)·u < 128u for the well-conditioned A used here, Adam's m/√v doubles a relative error and
-// one update moves a coordinate by at most 4·lr → 1024u·lr; the parameter's own update rounds ≤ 8
+// one update moves a coordinate by at most (1−β1)/√(1−β2)·lr < 4·lr for the betas the bound-target
+// scenarios use, (0.9, 0.999) → 1024u·lr; the parameter's own update rounds ≤ 8
 // times → 8u·|p|. Both sides carry such an error, so twice that, accumulated over the steps.
 torch::Tensor UpdateBound(const torch::Tensor& parameter, const LoraFAOptions& options, int steps);
 
