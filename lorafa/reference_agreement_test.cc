@@ -129,11 +129,13 @@ TEST(ReferenceAgreement, PeftBfloat16ProjectionMatchesTheReferenceBfloat16Model)
 
     // Both round g and P to bfloat16, multiply, round, scale and round. They can differ where
     // LibTorch's float32 pinv and the reference's float64 pinv straddle a bfloat16 rounding point
-    // (one bf16 unit u_b = 2^-8 of that P entry: u_b·(|g||P|)_ij/s²), or where the float32
-    // accumulation straddles one for the product or the scaled result (one unit each: 2·u_b·|ĝ|).
+    // (one unit u_b = 2^-8 of that P entry: u_b·(|g||P|)_ij/s²) and where the scaled result rounds
+    // (2·u_b·|ĝ|). The CPU's bfloat16 GEMM may round partial sums to bfloat16 (seen at r = 24 in the
+    // property suite), so the sum is bounded as bfloat16 recursive summation: r·u_b·(|g||P|)/s².
     Eigen::MatrixXd pinv = reference::RegularisedGramPinv(ToEigen(A), 1e-8);
     Eigen::MatrixXd magnitude = ToEigen(grad).cwiseAbs() * pinv.cwiseAbs() / (shape.scaling * shape.scaling);
-    Eigen::MatrixXd bound = reference::kBfloat16UnitRoundoff * (magnitude.array() + 2 * expected.array().abs()).matrix();
+    Eigen::MatrixXd bound =
+        reference::kBfloat16UnitRoundoff * ((shape.r + 1) * magnitude.array() + 2 * expected.array().abs()).matrix();
     EXPECT_TRUE(WithinBound(actual, expected, bound)) << "r = " << shape.r;
     // Every value is a bfloat16 number: the path really ran in bfloat16.
     for (Eigen::Index k = 0; k < actual.size(); ++k) {
