@@ -6,8 +6,13 @@
 
 namespace lorafa::internal {
 
+HfAdamWOperands::HfAdamWOperands(const LoraFAOptions& options)
+    : beta1(PythonScalar(std::get<0>(options.betas()))),
+      beta2(PythonScalar(std::get<1>(options.betas()))),
+      eps(PythonScalar(options.eps())) {}
+
 void HfAdamWUpdate(at::Tensor& param, const at::Tensor& grad, LoraFAParamState& state,
-                   const LoraFAOptions& options) {
+                   const LoraFAOptions& options, const HfAdamWOperands& operands) {
   const auto [beta1, beta2] = options.betas();
   state.step(state.step() + 1);
 
@@ -16,9 +21,9 @@ void HfAdamWUpdate(at::Tensor& param, const at::Tensor& grad, LoraFAParamState& 
   at::Tensor& v = state.exp_avg_sq();
   // Number operands as Python passes them (see python_scalar.h); alpha/value arguments are Scalars
   // in both languages already.
-  m.mul_(PythonScalar(beta1)).add_(grad, 1.0 - beta1);
-  v.mul_(PythonScalar(beta2)).addcmul_(grad, grad, 1.0 - beta2);
-  at::Tensor denom = v.sqrt().add_(PythonScalar(options.eps()));
+  m.mul_(operands.beta1).add_(grad, 1.0 - beta1);
+  v.mul_(operands.beta2).addcmul_(grad, grad, 1.0 - beta2);
+  at::Tensor denom = v.sqrt().add_(operands.eps);
 
   // step_size = lr · √(1 − β2ᵗ) / (1 − β1ᵗ), evaluated in PEFT's order.
   double step_size = options.lr();

@@ -73,6 +73,7 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
 
   for (auto& group : param_groups_) {
     const auto& options = static_cast<const LoraFAOptions&>(group.options());
+    const internal::HfAdamWOperands operands(options);
     for (torch::Tensor& param : group.params()) {
       const torch::Tensor& grad = param.grad();
       if (!grad.defined()) continue;  // includes a B without gradient, where PEFT raises
@@ -84,7 +85,7 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
               ? grad
               : projections_[pair->second].Project(pairs_[pair->second], grad, options.projection(),
                                                    options.pinv_delta());
-      internal::HfAdamWUpdate(param, update_direction, StateFor(param), options);
+      internal::HfAdamWUpdate(param, update_direction, StateFor(param), options, operands);
     }
   }
   return loss;

@@ -65,7 +65,8 @@ bool CachedProjection::IsCurrent(const LoraPair& pair, const at::Tensor& grad_B,
                                  double delta) const {
   return cached_.defined() && source_.data == pair.A.data_ptr() && source_.version == pair.A._version() &&
          pair.A.sizes() == c10::IntArrayRef(source_.sizes) && source_.device == pair.A.device() &&
-         source_.grad_dtype == grad_B.scalar_type() && source_.delta == delta && source_.mode == mode;
+         source_.grad_dtype == grad_B.scalar_type() && source_.delta == delta && source_.scaling == pair.scaling &&
+         source_.mode == mode;
 }
 
 at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& grad_B, Projection mode,
@@ -74,7 +75,8 @@ at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& gra
   if (!IsCurrent(pair, grad_B, mode, delta)) {
     cached_ = mode == Projection::kExact ? ExactScaledPinv(pair, grad_B, delta) : PeftPinv(pair, delta);
     source_ = {pair.A.data_ptr(), pair.A._version(), pair.A.sizes().vec(), pair.A.device(), grad_B.scalar_type(),
-               delta, mode};
+               delta, pair.scaling, mode};
+    inverse_scaling_squared_ = PythonScalar(1.0 / (pair.scaling * pair.scaling));
     ++pinv_computations_;
   }
 
@@ -86,7 +88,7 @@ at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& gra
     projected = at::mm(g, cached_);
   } else {
     BFloat16Autocast autocast(grad_B.device().type());
-    projected = at::mul(at::matmul(g, cached_), PythonScalar(1.0 / (pair.scaling * pair.scaling)));
+    projected = at::mul(at::matmul(g, cached_), inverse_scaling_squared_);
   }
   if (projected.scalar_type() != grad_B.scalar_type()) projected = projected.to(grad_B.scalar_type());
   return is_matrix ? projected : projected.view(grad_B.sizes());

@@ -33,6 +33,7 @@ class CachedProjection {
     c10::Device device = c10::kCPU;
     c10::ScalarType grad_dtype = c10::ScalarType::Undefined;
     double delta = 0.0;
+    double scaling = 0.0;  // kExact folds 1/s² into the cached matrix
     Projection mode = Projection::kExact;
   };
   bool IsCurrent(const LoraPair& pair, const at::Tensor& grad_B, Projection mode, double delta) const;
@@ -40,6 +41,7 @@ class CachedProjection {
   Source source_;
   // kExact: (A Aᵀ + δI)⁺ / s² in the gradient's dtype. kPeftBf16: PEFT's (A Aᵀ + δ·eye)⁺, unscaled.
   at::Tensor cached_;
+  at::Tensor inverse_scaling_squared_;  // 1/s² as Python's number operand (kPeftBf16's multiply)
   int64_t pinv_computations_ = 0;
 };
 

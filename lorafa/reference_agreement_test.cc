@@ -12,12 +12,15 @@
 #include "reference/lorafa_optimizer.h"
 #include "reference/projection.h"
 #include "testing/eigen_tensor.h"
+#include "testing/error_bounds.h"
 #include "testing/tensor_compare.h"
 
 namespace lorafa {
 namespace {
 
 using lorafa::testing::AllClose;
+using lorafa::testing::PeftBfloat16ErrorBound;
+using lorafa::testing::ProjectionErrorBound;
 using lorafa::testing::ToEigen;
 using lorafa::testing::WithinBound;
 
@@ -127,15 +130,8 @@ TEST(ReferenceAgreement, PeftBfloat16ProjectionMatchesTheReferenceBfloat16Model)
     Eigen::MatrixXd actual = ToEigen(projection.Project(pair, grad, Projection::kPeftBf16, 1e-8));
     Eigen::MatrixXd expected = reference::PeftBfloat16ProjectedGradient(ToEigen(A), ToEigen(grad), shape.scaling, 1e-8);
 
-    // Both round g and P to bfloat16, multiply, round, scale and round. They can differ where
-    // LibTorch's float32 pinv and the reference's float64 pinv straddle a bfloat16 rounding point
-    // (one unit u_b = 2^-8 of that P entry: u_b·(|g||P|)_ij/s²) and where the scaled result rounds
-    // (2·u_b·|ĝ|). The CPU's bfloat16 GEMM may round partial sums to bfloat16 (seen at r = 24 in the
-    // property suite), so the sum is bounded as bfloat16 recursive summation: r·u_b·(|g||P|)/s².
-    Eigen::MatrixXd pinv = reference::RegularisedGramPinv(ToEigen(A), 1e-8);
-    Eigen::MatrixXd magnitude = ToEigen(grad).cwiseAbs() * pinv.cwiseAbs() / (shape.scaling * shape.scaling);
-    Eigen::MatrixXd bound =
-        reference::kBfloat16UnitRoundoff * ((shape.r + 1) * magnitude.array() + 2 * expected.array().abs()).matrix();
+    // PeftBfloat16ErrorBound (testing/error_bounds.h), derived there.
+    Eigen::MatrixXd bound = PeftBfloat16ErrorBound(ToEigen(A), ToEigen(grad), expected, shape.scaling, 1e-8).matrix();
     EXPECT_TRUE(WithinBound(actual, expected, bound)) << "r = " << shape.r;
     // Every value is a bfloat16 number: the path really ran in bfloat16.
     for (Eigen::Index k = 0; k < actual.size(); ++k) {
@@ -154,13 +150,11 @@ TEST(ReferenceAgreement, ExactProjectionOfFloat64MatchesReferenceProjection) {
     LoraPair pair{"pair", A, torch::zeros({shape.out, shape.r}, torch::kFloat64), shape.scaling};
     Eigen::MatrixXd actual = ToEigen(projection.Project(pair, grad, Projection::kExact, 1e-8));
     Eigen::MatrixXd expected = reference::ProjectedGradient(ToEigen(A), ToEigen(grad), shape.scaling, 1e-8);
-    // The pinv's error is normwise (‖ΔP‖ ≲ 64·r·eps·κ·‖P‖, κ < 5), so an entry of g·ΔP is bounded by
-    // Σ_k|g_ik|·‖P‖ times that: ≈ 1e-13 relative to Σ_k|g_ik|·‖P‖/s²; 1e-12 of it bounds it.
+    // ProjectionErrorBound (testing/error_bounds.h) for float64 rounding, derived there.
     const Eigen::MatrixXd pinv = reference::RegularisedGramPinv(ToEigen(A), 1e-8);
-    const double pinv_norm = pinv.cwiseAbs().rowwise().sum().maxCoeff();  // ∞-norm ≥ every entry's reach
-    Eigen::MatrixXd magnitude = ToEigen(grad).cwiseAbs().rowwise().sum() * Eigen::RowVectorXd::Constant(shape.r, pinv_norm) /
-                                (shape.scaling * shape.scaling);
-    EXPECT_TRUE(WithinBound(actual, expected, 1e-12 * magnitude)) << "r = " << shape.r;
+    Eigen::MatrixXd bound =
+        ProjectionErrorBound(ToEigen(A), pinv, ToEigen(grad), shape.scaling, lorafa::testing::kFloat64Epsilon).matrix();
+    EXPECT_TRUE(WithinBound(actual, expected, bound)) << "r = " << shape.r;
   }
 }
 

@@ -110,9 +110,13 @@ ScenarioResult RunModelCase(const ModelCase& c, int steps) {
       auto labels = batch[1].cast<torch::Tensor>();
       // lorafa's own model: C++ autograd runs without the interpreter lock, as LibTorch requires.
       py::gil_scoped_release release;
+      // peft_bridge.ModelRun._loss, for lorafa's twin.
+      auto loss_of = [&tiny_net](const torch::Tensor& x, const torch::Tensor& y) {
+        return torch::cross_entropy_loss(tiny_net(x).to(torch::kFloat), y);
+      };
       auto closure = [&] {
         optimizer->zero_grad();
-        torch::Tensor loss = torch::cross_entropy_loss(tiny_net(tokens).to(torch::kFloat), labels);
+        torch::Tensor loss = loss_of(tokens, labels);
         loss.backward();
         return loss.detach();
       };
@@ -122,8 +126,7 @@ ScenarioResult RunModelCase(const ModelCase& c, int steps) {
         optimizer->zero_grad();
         for (int k = 0; k < c.micro_batches; ++k) {
           torch::Tensor chunk_tokens = tokens.chunk(c.micro_batches)[k], chunk_labels = labels.chunk(c.micro_batches)[k];
-          torch::Tensor loss =
-              torch::cross_entropy_loss(tiny_net(chunk_tokens).to(torch::kFloat), chunk_labels) / c.micro_batches;
+          torch::Tensor loss = loss_of(chunk_tokens, chunk_labels) / c.micro_batches;
           loss.backward();
           lorafa_loss += loss.item<double>();
         }

@@ -11,7 +11,7 @@
 #include "reference/projection.h"
 #include "testing/eigen_tensor.h"
 #include "testing/properties/generators.h"
-#include "testing/properties/norms.h"
+#include "testing/error_bounds.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include "reference/projection.h"
 #include "testing/eigen_tensor.h"
 #include "testing/properties/generators.h"
-#include "testing/properties/norms.h"
+#include "testing/error_bounds.h"
 #include "reference/pseudo_inverse.h"
 
 namespace {

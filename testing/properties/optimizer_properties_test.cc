@@ -19,7 +19,7 @@
 #include "reference/projection.h"
 #include "testing/eigen_tensor.h"
 #include "testing/properties/generators.h"
-#include "testing/properties/norms.h"
+#include "testing/error_bounds.h"
 #include "testing/properties/problem.h"
 
 namespace {
@@ -160,16 +160,8 @@ RC_GTEST_PROP(ReferenceAgreement, peftBfloat16ProjectionMatchesTheReferenceBfloa
   LoraPair pair{"p", A, torch::zeros({spec.out, spec.r}), spec.scaling};
   const Eigen::MatrixXd actual = ToEigen(projection.Project(pair, grad, Projection::kPeftBf16, 1e-8));
   const Eigen::MatrixXd expected = reference::PeftBfloat16ProjectedGradient(ToEigen(A), ToEigen(grad), spec.scaling, 1e-8);
-  // Where float32 and float64 pinv straddle a bfloat16 rounding point, one unit u_b = 2^-8 of that P
-  // entry moves (u_b·(|g||P|)/s²); the scaled result's rounding moves ≤ 2·u_b·|ĝ|. How the CPU's
-  // bfloat16 GEMM accumulates is not documented (a shrunk case, r = 24, showed partial sums rounded
-  // to bfloat16), so the sum itself is bounded as bfloat16 recursive summation: r·u_b·(|g||P|)/s².
-  // Bit-for-bit agreement with PEFT's own bfloat16 path is checked in //testing/parity.
-  const Eigen::MatrixXd pinv = reference::RegularisedGramPinv(ToEigen(A), 1e-8);
-  const Eigen::ArrayXXd bound = reference::kBfloat16UnitRoundoff *
-                                ((spec.r + 1) * (ToEigen(grad).cwiseAbs() * pinv.cwiseAbs()).array() /
-                                     (spec.scaling * spec.scaling) +
-                                 2 * expected.array().abs());
+  // PeftBfloat16ErrorBound (testing/error_bounds.h), derived there.
+  const Eigen::ArrayXXd bound = PeftBfloat16ErrorBound(ToEigen(A), ToEigen(grad), expected, spec.scaling, 1e-8);
   const Eigen::ArrayXXd diff = (actual - expected).array().abs();
   Eigen::Index row, col;
   (diff / bound).maxCoeff(&row, &col);

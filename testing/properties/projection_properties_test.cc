@@ -11,7 +11,7 @@
 #include "reference/projection.h"
 #include "testing/eigen_tensor.h"
 #include "testing/properties/generators.h"
-#include "testing/properties/norms.h"
+#include "testing/error_bounds.h"
 
 namespace {
 
@@ -36,7 +36,7 @@ RC_GTEST_PROP(ProjectionProperty, float64MatchesReferenceForEveryConditioning, (
   const Eigen::MatrixXd actual = Project(spec, A, grad, Projection::kExact, kDelta);
   const Eigen::MatrixXd pinv = reference::RegularisedGramPinv(ToEigen(A), kDelta);
   const Eigen::MatrixXd expected = reference::ProjectedGradientWithPinv(pinv, ToEigen(grad), spec.scaling);
-  // ProjectionErrorBound (norms.h) for float64 rounding, derived there.
+  // ProjectionErrorBound (testing/error_bounds.h) for float64 rounding, derived there.
   const Eigen::ArrayXXd bound = ProjectionErrorBound(ToEigen(A), pinv, ToEigen(grad), spec.scaling, kFloat64Epsilon);
   RC_ASSERT(((actual - expected).array().abs() <= bound).all());
 }

@@ -1,4 +1,7 @@
-#include "testing/properties/norms.h"
+#include "testing/error_bounds.h"
+
+#include "reference/bfloat16.h"
+#include "reference/projection.h"
 
 namespace lorafa::testing {
 
@@ -25,6 +28,13 @@ Eigen::ArrayXXd ProjectionErrorBound(const Eigen::MatrixXd& A, const Eigen::Matr
       (64.0 * r * u * kappa * SingularValuesOf(gram_pinv)(0)) * row_sums * Eigen::RowVectorXd::Ones(r);
   const Eigen::MatrixXd product = r * u * grad.cwiseAbs() * gram_pinv.cwiseAbs();
   return (normwise + product).array() / (scaling * scaling);
+}
+
+Eigen::ArrayXXd PeftBfloat16ErrorBound(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad,
+                                       const Eigen::MatrixXd& expected, double scaling, double delta) {
+  const Eigen::MatrixXd pinv = reference::RegularisedGramPinv(A, delta);
+  const Eigen::ArrayXXd magnitude = (grad.cwiseAbs() * pinv.cwiseAbs()).array() / (scaling * scaling);
+  return reference::kBfloat16UnitRoundoff * ((grad.cols() + 1) * magnitude + 2 * expected.array().abs());
 }
 
 }  // namespace lorafa::testing
