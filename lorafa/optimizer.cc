@@ -7,7 +7,7 @@
 #include <c10/util/Exception.h>
 #include <torch/optim/serialize.h>
 
-#include "lorafa/hf_adamw.h"
+#include "lorafa/step.h"
 
 namespace lorafa {
 namespace {
@@ -73,20 +73,37 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
 
   for (auto& group : param_groups_) {
     const auto& options = static_cast<const LoraFAOptions&>(group.options());
-    const internal::HfAdamWOperands operands(options);
+    // Checked for every parameter before any state changes.
+    for (const torch::Tensor& param : group.params()) {
+      TORCH_CHECK_VALUE(!param.grad().defined() || !param.grad().is_sparse(),
+                        "LoraFAOptimizer does not support sparse gradients");
+    }
+    LoraFAStepLists lists;
     for (torch::Tensor& param : group.params()) {
       const torch::Tensor& grad = param.grad();
       if (!grad.defined()) continue;  // includes a B without gradient, where PEFT raises
-      TORCH_CHECK_VALUE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
-
+      LoraFAParamState& state = StateFor(param);
+      state.step(state.step() + 1);
       auto pair = pair_index_of_B_.find(param.unsafeGetTensorImpl());
-      torch::Tensor update_direction =
-          pair == pair_index_of_B_.end()
-              ? grad
-              : projections_[pair->second].Project(pairs_[pair->second], grad, options.projection(),
-                                                   options.pinv_delta());
-      internal::HfAdamWUpdate(param, update_direction, StateFor(param), options, operands);
+      if (pair == pair_index_of_B_.end()) {
+        lists.params.push_back(param);
+        lists.grads.push_back(grad);
+        lists.exp_avg.push_back(state.exp_avg());
+        lists.exp_avg_sq.push_back(state.exp_avg_sq());
+        lists.step.push_back(state.step());
+        continue;
+      }
+      const LoraPair& lora_pair = pairs_[pair->second];
+      lists.B.push_back(param);
+      lists.grad_B.push_back(grad);
+      lists.exp_avg_B.push_back(state.exp_avg());
+      lists.exp_avg_sq_B.push_back(state.exp_avg_sq());
+      lists.projection.push_back(projections_[pair->second].Matrix(lora_pair, grad.scalar_type(), options.projection(),
+                                                                   options.pinv_delta()));
+      lists.scaling.push_back(lora_pair.scaling);
+      lists.step_B.push_back(state.step());
     }
+    LoraFAStep(lists, options);
   }
   return loss;
 }

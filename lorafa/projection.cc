@@ -37,17 +37,16 @@ class BFloat16Autocast {
   at::ScalarType previous_dtype_;
 };
 
-// Reduced-precision parameters get their pseudo-inverse in float32: SVD has no bf16/half kernels.
-at::ScalarType ComputeDtype(at::ScalarType parameter_dtype) {
-  return c10::isReducedFloatingType(parameter_dtype) ? at::kFloat : parameter_dtype;
-}
+// Reduced-precision tensors get their pseudo-inverse and projection in float32: SVD has no bf16/half
+// kernels, and the fused kernel computes them in float.
+at::ScalarType ComputeDtype(at::ScalarType dtype) { return c10::isReducedFloatingType(dtype) ? at::kFloat : dtype; }
 
-// (A Aᵀ + δI)⁺ / s², in the gradient's dtype.
-at::Tensor ExactScaledPinv(const LoraPair& pair, const at::Tensor& grad_B, double delta) {
+// (A Aᵀ + δI)⁺ / s², in the compute dtype of the gradient.
+at::Tensor ExactScaledPinv(const LoraPair& pair, at::ScalarType grad_dtype, double delta) {
   at::Tensor a = AsRankRows(pair.A).to(ComputeDtype(pair.A.scalar_type()));
   at::Tensor gram = at::matmul(a, a.t());
   gram.diagonal().add_(delta);
-  return at::linalg_pinv(gram).mul_(1.0 / (pair.scaling * pair.scaling)).to(grad_B.scalar_type());
+  return at::linalg_pinv(gram).mul_(1.0 / (pair.scaling * pair.scaling)).to(ComputeDtype(grad_dtype)).contiguous();
 }
 
 // PEFT: AA_T = A @ A.T; pinv(AA_T + delta * torch.eye(r).to(A.device)) — eye is float32, so dtype
@@ -61,37 +60,44 @@ at::Tensor PeftPinv(const LoraPair& pair, double delta) {
 
 }  // namespace
 
-bool CachedProjection::IsCurrent(const LoraPair& pair, const at::Tensor& grad_B, Projection mode,
-                                 double delta) const {
-  return cached_.defined() && source_.data == pair.A.data_ptr() && source_.version == pair.A._version() &&
-         pair.A.sizes() == c10::IntArrayRef(source_.sizes) && source_.device == pair.A.device() &&
-         source_.grad_dtype == grad_B.scalar_type() && source_.delta == delta && source_.scaling == pair.scaling &&
-         source_.mode == mode;
-}
-
-at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& grad_B, Projection mode,
-                                     double delta) {
-  // Checked on every step, so without allocating.
-  if (!IsCurrent(pair, grad_B, mode, delta)) {
-    cached_ = mode == Projection::kExact ? ExactScaledPinv(pair, grad_B, delta) : PeftPinv(pair, delta);
-    source_ = {pair.A.data_ptr(), pair.A._version(), pair.A.sizes().vec(), pair.A.device(), grad_B.scalar_type(),
-               delta, pair.scaling, mode};
-    inverse_scaling_squared_ = PythonScalar(1.0 / (pair.scaling * pair.scaling));
-    ++pinv_computations_;
-  }
-
+at::Tensor ProjectGradient(const at::Tensor& grad_B, const at::Tensor& matrix, Projection mode, double scaling) {
   // A conv B (out, r, 1, 1) is read as (out, r); a linear B already is.
   const bool is_matrix = grad_B.dim() == 2;
-  at::Tensor g = is_matrix ? grad_B : grad_B.reshape({grad_B.size(0), pair.A.size(0)});
+  at::Tensor g = is_matrix ? grad_B : grad_B.reshape({grad_B.size(0), matrix.size(0)});
   at::Tensor projected;
   if (mode == Projection::kExact) {
-    projected = at::mm(g, cached_);
+    projected = at::mm(g.scalar_type() == matrix.scalar_type() ? g : g.to(matrix.scalar_type()), matrix);
   } else {
     BFloat16Autocast autocast(grad_B.device().type());
-    projected = at::mul(at::matmul(g, cached_), inverse_scaling_squared_);
+    // 1/s² as the number operand Python's `* (1 / scaling**2)` passes.
+    projected = at::mul(at::matmul(g, matrix), PythonScalar(1.0 / (scaling * scaling)));
   }
   if (projected.scalar_type() != grad_B.scalar_type()) projected = projected.to(grad_B.scalar_type());
   return is_matrix ? projected : projected.view(grad_B.sizes());
+}
+
+bool CachedProjection::IsCurrent(const LoraPair& pair, at::ScalarType grad_dtype, Projection mode,
+                                 double delta) const {
+  return cached_.defined() && source_.data == pair.A.data_ptr() && source_.version == pair.A._version() &&
+         pair.A.sizes() == c10::IntArrayRef(source_.sizes) && source_.device == pair.A.device() &&
+         source_.grad_dtype == grad_dtype && source_.delta == delta && source_.scaling == pair.scaling &&
+         source_.mode == mode;
+}
+
+const at::Tensor& CachedProjection::Matrix(const LoraPair& pair, at::ScalarType grad_dtype, Projection mode,
+                                           double delta) {
+  // Checked on every step, so without allocating.
+  if (!IsCurrent(pair, grad_dtype, mode, delta)) {
+    cached_ = mode == Projection::kExact ? ExactScaledPinv(pair, grad_dtype, delta) : PeftPinv(pair, delta);
+    source_ = {pair.A.data_ptr(), pair.A._version(), pair.A.sizes().vec(), pair.A.device(), grad_dtype,
+               delta, pair.scaling, mode};
+    ++pinv_computations_;
+  }
+  return cached_;
+}
+
+at::Tensor CachedProjection::Project(const LoraPair& pair, const at::Tensor& grad_B, Projection mode, double delta) {
+  return ProjectGradient(grad_B, Matrix(pair, grad_B.scalar_type(), mode, delta), mode, pair.scaling);
 }
 
 }  // namespace lorafa::internal

@@ -26,7 +26,7 @@ Eigen::ArrayXXd ProjectionErrorBound(const Eigen::MatrixXd& A, const Eigen::Matr
   const Eigen::VectorXd row_sums = grad.cwiseAbs().rowwise().sum();
   const Eigen::MatrixXd normwise =
       (64.0 * r * u * kappa * SingularValuesOf(gram_pinv)(0)) * row_sums * Eigen::RowVectorXd::Ones(r);
-  const Eigen::MatrixXd product = r * u * grad.cwiseAbs() * gram_pinv.cwiseAbs();
+  const Eigen::MatrixXd product = (r * u / (1 - r * u)) * grad.cwiseAbs() * gram_pinv.cwiseAbs();
   return (normwise + product).array() / (scaling * scaling);
 }
 

@@ -19,7 +19,8 @@ Eigen::MatrixXd LeftNullSpace(const Eigen::MatrixXd& A);
 // Elementwise bound on |Δĝ| for ĝ = (1/s²)·g·P computed in a dtype with unit roundoff u, P = (A Aᵀ + δI)⁺
 // (δ = 1e-8). The pseudo-inverse's error is normwise — ‖ΔP‖₂ ≤ 64·r·u·κ·‖P‖₂ from the Gram product and
 // the SVD, κ = λ_max/λ_min of A Aᵀ + δI — so an entry of g·ΔP is bounded by Σ_k|g_ik|·‖ΔP‖₂; the
-// product g·P adds r·u·(|g||P|)_ij.
+// product g·P adds γ_r·(|g||P|)_ij, γ_r = r·u/(1 − r·u), for any summation order (Higham, Accuracy and
+// Stability, §3.1): the fused kernel's k-ordered fused multiply-adds and a BLAS GEMM alike.
 Eigen::ArrayXXd ProjectionErrorBound(const Eigen::MatrixXd& A, const Eigen::MatrixXd& gram_pinv,
                                      const Eigen::MatrixXd& grad, double scaling, double u);
 

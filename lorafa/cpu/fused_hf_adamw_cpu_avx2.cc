@@ -1,0 +1,2 @@
+// The CPU kernel for AVX2 + FMA (BUILD sets CPU_CAPABILITY and the instruction-set flags).
+#include "lorafa/cpu/fused_hf_adamw_cpu_kernel.h"

@@ -1,0 +1,243 @@
+// The fused HF-AdamW step on the CPU (interface: lorafa/fused_hf_adamw.h). Compiled once per
+// instruction set, as ATen compiles its own kernels: each fused_hf_adamw_cpu_<set>.cc defines
+// CPU_CAPABILITY and includes this file, so at::vec::Vectorized is that set's vector.
+//
+// Work is split into units of about kUnitElements elements — a few rows of one B, or a slice of another
+// parameter — and all units of all tensors go through one at::parallel_for, so many small tensors keep
+// every core busy. Each element's arithmetic depends only on its own row, never on the split: results
+// are the same for any thread count.
+#pragma once
+
+#ifndef CPU_CAPABILITY
+#error "include through lorafa/cpu/fused_hf_adamw_cpu_{default,avx2,avx512}.cc"
+#endif
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include "lorafa/cpu/aten_sqrt.h"
+#include "lorafa/fused_hf_adamw.h"
+
+namespace lorafa::internal::CPU_CAPABILITY {
+namespace {
+
+using at::vec::Vectorized;
+
+// A unit's ĝ rows and converted spans stay within L1/L2 (16 KiB of float).
+constexpr int64_t kUnitElements = 4096;
+// Register tile of the projection: 4 rows × up to 4 vectors of columns (16 accumulators).
+constexpr int kTileRows = 4;
+constexpr int kTileVectors = 4;
+
+// The scalars of one entry's update in the compute type C, converted as ATen converts Python's number
+// operands and alpha/value arguments (a plain cast).
+template <typename C>
+struct Constants {
+  Constants(const HfAdamWCoefficients& k, double step_size)
+      : beta1(static_cast<C>(k.beta1)),
+        one_minus_beta1(static_cast<C>(1.0 - k.beta1)),
+        beta2(static_cast<C>(k.beta2)),
+        one_minus_beta2(static_cast<C>(1.0 - k.beta2)),
+        eps(static_cast<C>(k.eps)),
+        neg_step_size(static_cast<C>(-step_size)),
+        decay(static_cast<C>(k.decay)),
+        has_decay(k.has_decay) {}
+  Vectorized<C> beta1, one_minus_beta1, beta2, one_minus_beta2, eps, neg_step_size, decay;
+  bool has_decay;
+};
+
+// HF-AdamW on n contiguous elements with update direction g, `root` scratch for √v. Each line is one
+// ATen call of the per-tensor path (hf_adamw.cc) with the arithmetic of that call's kernel: add_ with
+// alpha is vec::fmadd there; addcmul_ (self + value·t1·t2) is compiled into a fused multiply-add of
+// (value·t1)·t2 and self; sqrt is MKL's (aten_sqrt.h); mul_, add_ of eps and addcdiv_
+// (self + value·t1/t2) round every operation.
+template <typename C>
+void UpdateSpan(C* p, const C* g, C* m, C* v, C* root, int64_t n, const Constants<C>& k) {
+  using Vec = Vectorized<C>;
+  for (int64_t i = 0; i < n; i += Vec::size()) {
+    const int64_t count = std::min<int64_t>(Vec::size(), n - i);
+    const Vec gi = Vec::loadu(g + i, count);
+    const Vec mi = at::vec::fmadd(gi, k.one_minus_beta1, Vec::loadu(m + i, count) * k.beta1);  // m.mul_(β1).add_(g, 1−β1)
+    const Vec vi = at::vec::fmadd(k.one_minus_beta2 * gi, gi, Vec::loadu(v + i, count) * k.beta2);  // v.mul_(β2).addcmul_(g, g, 1−β2)
+    mi.store(m + i, count);
+    vi.store(v + i, count);
+  }
+  AtenSqrt(v, root, n);  // v.sqrt()
+  for (int64_t i = 0; i < n; i += Vec::size()) {
+    const int64_t count = std::min<int64_t>(Vec::size(), n - i);
+    const Vec denom = Vec::loadu(root + i, count) + k.eps;                                   // .add_(eps)
+    Vec pi = Vec::loadu(p + i, count) + k.neg_step_size * Vec::loadu(m + i, count) / denom;  // p.addcdiv_(m, denom, −step)
+    if (k.has_decay) pi = at::vec::fmadd(pi, k.decay, pi);                                   // p.add_(p, −lr·wd)
+    pi.store(p + i, count);
+  }
+}
+
+// out[i, j..j+kVectors·W) = Σ_k g[i, k]·P[k, j..] for kRows rows, the last vector holding last_count
+// columns. Every element is accumulated in k order by fused multiply-adds from zero, whatever the tile,
+// so a row's result does not depend on which rows share its tile.
+template <typename C, int kRows, int kVectors>
+void ProjectTile(const C* g, const C* P, int64_t r, int64_t j, int64_t last_count, C* out) {
+  using Vec = Vectorized<C>;
+  constexpr int64_t W = Vec::size();
+  Vec acc[kRows][kVectors];
+  for (int row = 0; row < kRows; ++row)
+    for (int x = 0; x < kVectors; ++x) acc[row][x] = Vec(C(0));
+  for (int64_t k = 0; k < r; ++k) {
+    Vec pk[kVectors];
+    for (int x = 0; x < kVectors; ++x) pk[x] = Vec::loadu(P + k * r + j + x * W, x == kVectors - 1 ? last_count : W);
+    for (int row = 0; row < kRows; ++row) {
+      const Vec gk(g[row * r + k]);
+      for (int x = 0; x < kVectors; ++x) acc[row][x] = at::vec::fmadd(gk, pk[x], acc[row][x]);
+    }
+  }
+  for (int row = 0; row < kRows; ++row)
+    for (int x = 0; x < kVectors; ++x) acc[row][x].store(out + row * r + j + x * W, x == kVectors - 1 ? last_count : W);
+}
+
+template <typename C, int kRows>
+void ProjectRowBlock(const C* g, const C* P, int64_t r, C* out) {
+  constexpr int64_t W = Vectorized<C>::size();
+  for (int64_t j = 0; j < r; j += kTileVectors * W) {
+    const int64_t columns = std::min<int64_t>(kTileVectors * W, r - j);
+    const int64_t vectors = (columns + W - 1) / W;
+    const int64_t last_count = columns - (vectors - 1) * W;
+    switch (vectors) {
+      case 1: ProjectTile<C, kRows, 1>(g, P, r, j, last_count, out); break;
+      case 2: ProjectTile<C, kRows, 2>(g, P, r, j, last_count, out); break;
+      case 3: ProjectTile<C, kRows, 3>(g, P, r, j, last_count, out); break;
+      default: ProjectTile<C, kRows, kTileVectors>(g, P, r, j, last_count, out); break;
+    }
+  }
+}
+
+// out (rows × r) = g (rows × r) · P (r × r).
+template <typename C>
+void ProjectRows(const C* g, const C* P, int64_t rows, int64_t r, C* out) {
+  int64_t row = 0;
+  for (; row + kTileRows <= rows; row += kTileRows) ProjectRowBlock<C, kTileRows>(g + row * r, P, r, out + row * r);
+  switch (rows - row) {
+    case 3: ProjectRowBlock<C, 3>(g + row * r, P, r, out + row * r); break;
+    case 2: ProjectRowBlock<C, 2>(g + row * r, P, r, out + row * r); break;
+    case 1: ProjectRowBlock<C, 1>(g + row * r, P, r, out + row * r); break;
+    default: break;
+  }
+}
+
+// A unit of work: rows [begin, end) of a projected entry, or elements [begin, end) of another.
+struct Unit {
+  int64_t entry, begin, end;
+};
+
+struct EntryShape {
+  int64_t row_length;  // r for a projected entry, 1 for another parameter
+};
+
+// Per-thread scratch: ĝ rows, and compute-type copies of bfloat16/half spans.
+template <typename C>
+struct Scratch {
+  explicit Scratch(int64_t elements)
+      : ghat(elements), root(elements), g(elements), p(elements), m(elements), v(elements) {}
+  std::vector<C> ghat, root, g, p, m, v;
+};
+
+// One unit for storage type S with compute type C. For S == C the update works on the tensors in
+// place; reduced-precision storage is converted to C, updated, and rounded back once.
+template <typename S, typename C>
+void RunUnit(const FusedUpdateLists& lists, const HfAdamWCoefficients& coefficients, const Unit& unit,
+             int64_t row_length, Scratch<C>& scratch) {
+  const size_t e = static_cast<size_t>(unit.entry);
+  const Constants<C> k(coefficients, lists.step_sizes[e]);
+  const int64_t offset = unit.begin * row_length, n = (unit.end - unit.begin) * row_length;
+  S* p = lists.params[e].data_ptr<S>() + offset;
+  const S* g = lists.grads[e].data_ptr<S>() + offset;
+  S* m = lists.exp_avgs[e].data_ptr<S>() + offset;
+  S* v = lists.exp_avg_sqs[e].data_ptr<S>() + offset;
+  const bool projected = lists.projections[e].defined();
+  const C* P = projected ? lists.projections[e].data_ptr<C>() : nullptr;
+
+  if constexpr (std::is_same_v<S, C>) {
+    const C* ghat = g;
+    if (projected) {
+      ProjectRows(g, P, unit.end - unit.begin, row_length, scratch.ghat.data());
+      ghat = scratch.ghat.data();
+    }
+    UpdateSpan(p, ghat, m, v, scratch.root.data(), n, k);
+  } else {
+    // bfloat16/half: widened element by element (exact), the spans are small and in cache.
+    for (int64_t i = 0; i < n; ++i) {
+      scratch.g[i] = static_cast<C>(g[i]);
+      scratch.p[i] = static_cast<C>(p[i]);
+      scratch.m[i] = static_cast<C>(m[i]);
+      scratch.v[i] = static_cast<C>(v[i]);
+    }
+    const C* ghat = scratch.g.data();
+    if (projected) {
+      ProjectRows(scratch.g.data(), P, unit.end - unit.begin, row_length, scratch.ghat.data());
+      ghat = scratch.ghat.data();
+    }
+    UpdateSpan(scratch.p.data(), ghat, scratch.m.data(), scratch.v.data(), scratch.root.data(), n, k);
+    for (int64_t i = 0; i < n; ++i) {
+      p[i] = static_cast<S>(scratch.p[i]);
+      m[i] = static_cast<S>(scratch.m[i]);
+      v[i] = static_cast<S>(scratch.v[i]);
+    }
+  }
+}
+
+// This thread's scratch for compute type C, made on first use.
+struct ThreadScratch {
+  int64_t elements;
+  std::unique_ptr<Scratch<float>> for_float;
+  std::unique_ptr<Scratch<double>> for_double;
+
+  template <typename C>
+  Scratch<C>& Get() {
+    auto& slot = [this]() -> std::unique_ptr<Scratch<C>>& {
+      if constexpr (std::is_same_v<C, double>) return for_double; else return for_float;
+    }();
+    if (!slot) slot = std::make_unique<Scratch<C>>(elements);
+    return *slot;
+  }
+};
+
+}  // namespace
+
+void FusedHfAdamWCpuKernel(const FusedUpdateLists& lists, const HfAdamWCoefficients& coefficients) {
+  std::vector<Unit> units;
+  std::vector<int64_t> row_lengths(lists.params.size());
+  int64_t largest_unit = 1;
+  for (size_t e = 0; e < lists.params.size(); ++e) {
+    const at::Tensor& param = lists.params[e];
+    if (param.numel() == 0) continue;
+    const bool projected = lists.projections[e].defined();
+    const int64_t rows = projected ? param.size(0) : param.numel();
+    const int64_t row_length = projected ? param.numel() / rows : 1;
+    const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / row_length);
+    row_lengths[e] = row_length;
+    largest_unit = std::max(largest_unit, rows_per_unit * row_length);
+    for (int64_t begin = 0; begin < rows; begin += rows_per_unit)
+      units.push_back({static_cast<int64_t>(e), begin, std::min(rows, begin + rows_per_unit)});
+  }
+  at::parallel_for(0, static_cast<int64_t>(units.size()), 1, [&](int64_t first, int64_t last) {
+    ThreadScratch scratch{largest_unit, nullptr, nullptr};
+    for (int64_t u = first; u < last; ++u) {
+      const Unit& unit = units[static_cast<size_t>(u)];
+      const int64_t row_length = row_lengths[static_cast<size_t>(unit.entry)];
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, lists.params[unit.entry].scalar_type(),
+                                      "FusedHfAdamWCpu", [&] {
+        using C = at::opmath_type<scalar_t>;
+        RunUnit<scalar_t, C>(lists, coefficients, unit, row_length, scratch.Get<C>());
+      });
+    }
+  });
+}
+
+}  // namespace lorafa::internal::CPU_CAPABILITY
