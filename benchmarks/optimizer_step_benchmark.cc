@@ -4,10 +4,16 @@
 //   hf_adamw_b_only                   the floor: HF-AdamW on B alone (what LoRA-FA adds to is this)
 //   hf_adamw_a_and_b                  what standard LoRA pays: HF-AdamW on A and B
 //   torch_adamw_a_and_b               torch::optim::AdamW on A and B
+//   torch_fused_adamw_a_and_b / _b_only  at::_fused_adamw_ (Python's AdamW(fused=True)) on A and B, or B
+//   projection_mm                     one at::mm(g_B, P) per pair into a preallocated result, nothing else
 //   peft_lorafa / python_torch_adamw  PEFT's LoraFAOptimizer and torch.optim.AdamW through Python
+// and, for the roofline of a LoRA-FA step:
+//   copy_bandwidth                    copying as many bytes as a step must move (read g, m, v, B; write m, v, B)
+//   gemm_peak                         a 1024³ GEMM in the same dtype: the attainable GEMM rate
 //
 // Arguments r (rank), width (square layers width × width) and layers. Counters: state_bytes (optimizer
-// state), trained_params. Time per step is Google Benchmark's own.
+// state), trained_params, and for lorafa: step_bytes, projection_flops. Time per step is Google
+// Benchmark's own.
 #include <string>
 #include <vector>
 
@@ -69,12 +75,87 @@ void TimeSteps(benchmark::State& state, torch::optim::Optimizer& optimizer, c10:
   state.counters["trained_params"] = static_cast<double>(trained);
 }
 
+// Bytes one LoRA-FA step must move: read g, m, v and B, write m, v and B, once each.
+double StepBytes(const std::vector<torch::Tensor>& B) {
+  return 7.0 * static_cast<double>(Numel(B)) * static_cast<double>(B.front().element_size());
+}
+
 void BM_lorafa(benchmark::State& state, c10::Device device, Projection projection) {
   LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
   std::vector<LoraPair> pairs;
   for (size_t i = 0; i < layers.A.size(); ++i) pairs.push_back({std::to_string(i), layers.A[i], layers.B[i], layers.scaling});
   LoraFAOptimizer optimizer(pairs, {}, LoraFAOptions(kLearningRate).projection(projection));
   TimeSteps(state, optimizer, device, Numel(layers.B));
+  state.counters["step_bytes"] = StepBytes(layers.B);
+  state.counters["projection_flops"] = 2.0 * static_cast<double>(state.range(0) * Numel(layers.B));
+}
+
+// Times `call` after one warm-up call.
+template <typename Call>
+void TimeCalls(benchmark::State& state, c10::Device device, Call call) {
+  call();
+  Synchronize(device);
+  for (auto _ : state) {
+    call();
+    Synchronize(device);
+  }
+}
+
+// torch.optim.AdamW(fused=True)'s step: advance the step counts, then one _fused_adamw_ over every list.
+void BM_torch_fused_adamw(benchmark::State& state, c10::Device device, bool include_a) {
+  LoraLayers layers = MakeLayers(state, device, include_a);
+  std::vector<torch::Tensor> params = layers.B;
+  if (include_a) params.insert(params.end(), layers.A.begin(), layers.A.end());
+  std::vector<torch::Tensor> grads, exp_avgs, exp_avg_sqs, steps;
+  for (const torch::Tensor& p : params) {
+    grads.push_back(p.grad());
+    exp_avgs.push_back(torch::zeros_like(p));
+    exp_avg_sqs.push_back(torch::zeros_like(p));
+    steps.push_back(torch::zeros({}, torch::TensorOptions(device).dtype(torch::kFloat32)));
+  }
+  TimeCalls(state, device, [&] {
+    torch::NoGradGuard no_grad;
+    at::_foreach_add_(steps, 1);
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, kLearningRate, 0.9,
+                      0.999, /*weight_decay=*/0.0, /*eps=*/1e-6, /*amsgrad=*/false, /*maximize=*/false);
+  });
+  state.counters["state_bytes"] = static_cast<double>(2 * Numel(params) * params.front().element_size());
+  state.counters["trained_params"] = static_cast<double>(Numel(params));
+}
+
+// The projection alone: the GEMM that LoRA-FA adds to an AdamW step on B, with the cached P.
+void BM_projection_mm(benchmark::State& state, c10::Device device) {
+  LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
+  std::vector<torch::Tensor> projections, results;
+  for (size_t i = 0; i < layers.B.size(); ++i) {
+    projections.push_back(torch::eye(state.range(0), layers.B[i].options()) / (layers.scaling * layers.scaling));
+    results.push_back(torch::empty_like(layers.B[i]));
+  }
+  TimeCalls(state, device, [&] {
+    for (size_t i = 0; i < layers.B.size(); ++i) at::mm_out(results[i], layers.B[i].grad(), projections[i]);
+  });
+  state.counters["projection_flops"] = 2.0 * static_cast<double>(state.range(0) * Numel(layers.B));
+}
+
+// Copies as many bytes as a LoRA-FA step over these layers moves (7 B-sized tensors' worth, read
+// and written half each), in one tensor copy: the memory-bandwidth roof at this working-set size.
+void BM_copy_bandwidth(benchmark::State& state, c10::Device device) {
+  LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
+  const double bytes = StepBytes(layers.B);
+  const int64_t elements = static_cast<int64_t>(bytes / 2 / layers.B.front().element_size());
+  torch::Tensor source = torch::ones({elements}, layers.B.front().options()), target = torch::empty_like(source);
+  TimeCalls(state, device, [&] { target.copy_(source); });
+  state.counters["step_bytes"] = bytes;
+  state.SetBytesProcessed(static_cast<int64_t>(bytes) * state.iterations());
+}
+
+// A 1024 × 1024 × 1024 GEMM: the attainable GEMM rate of this device and dtype.
+void BM_gemm_peak(benchmark::State& state, c10::Device device) {
+  constexpr int64_t n = 1024;
+  torch::Tensor a = torch::randn({n, n}, torch::TensorOptions(device)), b = torch::randn({n, n}, torch::TensorOptions(device));
+  torch::Tensor c = torch::empty({n, n}, torch::TensorOptions(device));
+  TimeCalls(state, device, [&] { at::mm_out(c, a, b); });
+  state.counters["flops"] = 2.0 * n * n * n;
 }
 
 void BM_hf_adamw(benchmark::State& state, c10::Device device, bool include_a) {
@@ -145,6 +226,8 @@ void Register(const BenchmarkContext& context) {
   } else {
     ranks = {8, 16, 32, 64, 128, 256}, widths = {1024, 4096}, layer_counts = {1, 32};
   }
+  // A 32-layer model with LoRA on 7 modules has 224 pairs: the GPU goal's case.
+  if (context.device.is_cuda() && context.preset != "smoke") layer_counts.push_back(224);
   const c10::Device device = context.device;
   std::vector<benchmark::internal::Benchmark*> all = {
       benchmark::RegisterBenchmark("lorafa_exact", BM_lorafa, device, Projection::kExact),
@@ -152,6 +235,10 @@ void Register(const BenchmarkContext& context) {
       benchmark::RegisterBenchmark("hf_adamw_b_only", BM_hf_adamw, device, false),
       benchmark::RegisterBenchmark("hf_adamw_a_and_b", BM_hf_adamw, device, true),
       benchmark::RegisterBenchmark("torch_adamw_a_and_b", BM_torch_adamw_a_and_b, device),
+      benchmark::RegisterBenchmark("torch_fused_adamw_a_and_b", BM_torch_fused_adamw, device, true),
+      benchmark::RegisterBenchmark("torch_fused_adamw_b_only", BM_torch_fused_adamw, device, false),
+      benchmark::RegisterBenchmark("projection_mm", BM_projection_mm, device),
+      benchmark::RegisterBenchmark("copy_bandwidth", BM_copy_bandwidth, device),
   };
   if (context.python_ready) {
     all.push_back(benchmark::RegisterBenchmark("peft_lorafa", BM_peft_lorafa, device));
@@ -162,6 +249,10 @@ void Register(const BenchmarkContext& context) {
     // Medians of several repetitions: the machines are noisy, ratios within one run are what count.
     if (context.preset != "smoke") bench->Repetitions(3)->ReportAggregatesOnly(true);
   }
+  // One shape-independent case, named with the same arguments (all 0) so the report parses it alike.
+  auto* gemm = benchmark::RegisterBenchmark("gemm_peak", BM_gemm_peak, device);
+  gemm->ArgNames({"r", "width", "layers"})->Args({0, 0, 0})->Unit(benchmark::kMicrosecond);
+  if (context.preset != "smoke") gemm->Repetitions(3)->ReportAggregatesOnly(true);
 }
 
 }  // namespace
