@@ -18,7 +18,18 @@ except ImportError as error:
     print(json.dumps({"error": "import torch failed: %s" % error}))
     sys.exit(0)
 torch_dir = os.path.dirname(torch.__file__)
+# The CUDA toolkit of PyPI's nvidia-* wheels (nvcc pinned in tools/requirements.txt), if installed.
+cuda_root = ""
+try:
+    import nvidia
+    for base in nvidia.__path__:
+        candidate = os.path.join(base, "cu13")
+        if os.path.exists(os.path.join(candidate, "bin", "nvcc")):
+            cuda_root = candidate
+except ImportError:
+    pass
 print(json.dumps({
+    "cuda_root": cuda_root,
     "torch_version": torch.__version__,
     "torch_cuda": torch.version.cuda or "",
     "torch_include": os.path.join(torch_dir, "include"),
@@ -80,6 +91,31 @@ cc_library(
     linkopts = ["-ltorch_python"],
 )
 
+# LibTorch's CUDA side and the CUDA runtime, for code compiled with nvcc (lorafa/cuda). The wheel
+# carries libtorch_cuda and libc10_cuda; the runtime comes from the nvidia-cuda-runtime wheel.
+cc_library(
+    name = "torch_cuda",
+    hdrs = glob(["cuda/include/**/*.h", "cuda/include/**/*.hpp", "cuda/include/**/*.cuh"]),
+    includes = ["cuda/include", "cuda/include/cccl"],
+    deps = [":libtorch"],
+    linkopts = [
+        "-L{cuda_root}/lib",
+        "-Wl,-rpath,{cuda_root}/lib",
+        "-ltorch_cuda",
+        "-lc10_cuda",
+        "-l:libcudart.so.13",
+    ],
+)
+
+# What an nvcc compile reads: torch's and CUDA's headers.
+filegroup(
+    name = "cuda_compile_inputs",
+    srcs = glob(["include/**", "cuda/include/**"]),
+)
+
+# nvcc for genrules: `$(location @torch//:nvcc) …`; fails naming the setup command when missing.
+exports_files(["nvcc"])
+
 # Where the interpreter behind this build lives, so embedded Python uses the same environment.
 cc_library(
     name = "python_location",
@@ -122,6 +158,12 @@ def _local_torch_impl(rctx):
     rctx.file("BUILD", _BUILD.format(**found))
     rctx.file("python_location.h", _PYTHON_LOCATION_H.format(**found))
     rctx.file("python_executable", python + "\n")
+    if found["cuda_root"]:
+        rctx.symlink(found["cuda_root"], "cuda")
+        rctx.file("nvcc", "#!/bin/sh\nexec '%s/bin/nvcc' \"$@\"\n" % found["cuda_root"], executable = True)
+    else:
+        rctx.file("cuda/include/.none", "")
+        rctx.file("nvcc", "#!/bin/sh\necho 'nvcc: not installed; %s' >&2\nexit 1\n" % _SETUP_HINT, executable = True)
 
 local_torch = repository_rule(
     implementation = _local_torch_impl,
