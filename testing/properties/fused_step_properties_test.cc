@@ -14,6 +14,7 @@
 #include <rapidcheck/gtest.h>
 #include <torch/torch.h>
 
+#include "lorafa/optimizer.h"
 #include "lorafa/projection.h"
 #include "lorafa/step.h"
 #include "testing/properties/generators.h"
@@ -201,6 +202,31 @@ RC_GTEST_PROP(FusedStep, resultDoesNotDependOnTheThreadCount, ()) {
   }
   at::set_num_threads(previous_threads);
   RC_ASSERT(AllEqual(results[0], results[1]));
+}
+
+// A conv adapter, A (r, in, kh, kw) and B (out, r, 1, 1), is the linear pair A (r, in·kh·kw),
+// B (out, r) with other shapes: the whole optimizer step must give the same numbers, bit for bit.
+RC_GTEST_PROP(FusedStep, convPairStepsExactlyAsItsLinearForm, ()) {
+  const PairSpec spec = *genWellConditionedPairSpec();
+  const int64_t kh = *rc::gen::inRange<int64_t>(1, 4), kw = *rc::gen::inRange<int64_t>(1, 4);
+  const torch::ScalarType dtype = *genDtype();
+  const LoraFAOptions options = *genOptions();
+  PairSpec wide = spec;
+  wide.in = spec.in * kh * kw;
+  const torch::Tensor A = MakeA(wide, dtype);
+  const torch::Tensor B = RandomMatrix(spec.out, spec.r, 0.1, spec.seed + 3, dtype);
+  LoraPair linear{"linear", A.clone(), B.clone().requires_grad_(), spec.scaling};
+  LoraPair conv{"conv", A.clone().view({spec.r, spec.in, kh, kw}), B.clone().view({spec.out, spec.r, 1, 1}).requires_grad_(),
+                spec.scaling};
+  LoraFAOptimizer linear_optimizer({linear}, {}, options), conv_optimizer({conv}, {}, options);
+  for (int t = 1; t <= 3; ++t) {
+    const torch::Tensor grad = RandomMatrix(spec.out, spec.r, spec.grad_scale, spec.seed + 10 * t, dtype);
+    linear.B.mutable_grad() = grad.clone();
+    conv.B.mutable_grad() = grad.clone().view({spec.out, spec.r, 1, 1});
+    linear_optimizer.step();
+    conv_optimizer.step();
+  }
+  RC_ASSERT(torch::equal(linear.B, conv.B.view({spec.out, spec.r})));
 }
 
 }  // namespace
