@@ -133,29 +133,11 @@ void ProjectRowBlock(const C* g, const C* P, int64_t r, C* out) {
   }
 }
 
-// Memory the update will read after the projection: prefetched into L2 in slices while the
-// projection computes, so the update's loads do not wait on L3/DRAM with the FMA units idle.
-struct Prefetch {
-  const char* spans[3];
-  int64_t bytes;
-  void Slice(int64_t index, int64_t count) const {
-    constexpr int64_t kLine = 64;
-    const int64_t begin = bytes * index / count, end = bytes * (index + 1) / count;
-    for (const char* span : spans)
-      for (int64_t offset = begin - begin % kLine; offset < end; offset += kLine) __builtin_prefetch(span + offset, 1, 2);
-  }
-};
-
 // out (rows × r) = g (rows × r) · P (r × r).
 template <typename C>
-void ProjectRows(const C* g, const C* P, int64_t rows, int64_t r, C* out, const Prefetch* prefetch = nullptr) {
-  const int64_t blocks = (rows + kTileRows - 1) / kTileRows;
-  int64_t row = 0, block = 0;
-  for (; row + kTileRows <= rows; row += kTileRows, ++block) {
-    if (prefetch != nullptr) prefetch->Slice(block, blocks);
-    ProjectRowBlock<C, kTileRows>(g + row * r, P, r, out + row * r);
-  }
-  if (prefetch != nullptr && block < blocks) prefetch->Slice(block, blocks);
+void ProjectRows(const C* g, const C* P, int64_t rows, int64_t r, C* out) {
+  int64_t row = 0;
+  for (; row + kTileRows <= rows; row += kTileRows) ProjectRowBlock<C, kTileRows>(g + row * r, P, r, out + row * r);
   switch (rows - row) {
     case 5: ProjectRowBlock<C, 5>(g + row * r, P, r, out + row * r); break;
     case 4: ProjectRowBlock<C, 4>(g + row * r, P, r, out + row * r); break;
@@ -201,10 +183,7 @@ void RunUnit(const FusedUpdateLists& lists, const HfAdamWCoefficients& coefficie
   if constexpr (std::is_same_v<S, C>) {
     const C* ghat = g;
     if (projected) {
-      const Prefetch prefetch{{reinterpret_cast<const char*>(p), reinterpret_cast<const char*>(m),
-                               reinterpret_cast<const char*>(v)},
-                              n * static_cast<int64_t>(sizeof(S))};
-      ProjectRows(g, P, unit.end - unit.begin, row_length, scratch.ghat.data(), &prefetch);
+      ProjectRows(g, P, unit.end - unit.begin, row_length, scratch.ghat.data());
       ghat = scratch.ghat.data();
     }
     UpdateSpan(p, ghat, m, v, scratch.root.data(), n, k);
