@@ -73,19 +73,28 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
 
   for (auto& group : param_groups_) {
     const auto& options = static_cast<const LoraFAOptions&>(group.options());
-    // Checked for every parameter before any state changes.
-    for (const torch::Tensor& param : group.params()) {
-      TORCH_CHECK_VALUE(!param.grad().defined() || !param.grad().is_sparse(),
-                        "LoraFAOptimizer does not support sparse gradients");
+    // Everything that can throw — a sparse gradient, a pseudo-inverse to (re)compute — happens for
+    // every parameter before any state changes.
+    std::vector<torch::Tensor> projections(group.params().size());
+    std::vector<const LoraPair*> pair_of(group.params().size(), nullptr);
+    for (size_t i = 0; i < group.params().size(); ++i) {
+      const torch::Tensor& grad = group.params()[i].grad();
+      if (!grad.defined()) continue;  // includes a B without gradient, where PEFT raises
+      TORCH_CHECK_VALUE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
+      auto pair = pair_index_of_B_.find(group.params()[i].unsafeGetTensorImpl());
+      if (pair == pair_index_of_B_.end()) continue;
+      pair_of[i] = &pairs_[pair->second];
+      projections[i] = projections_[pair->second].Matrix(pairs_[pair->second], grad.scalar_type(),
+                                                         options.projection(), options.pinv_delta());
     }
     LoraFAStepLists lists;
-    for (torch::Tensor& param : group.params()) {
+    for (size_t i = 0; i < group.params().size(); ++i) {
+      torch::Tensor& param = group.params()[i];
       const torch::Tensor& grad = param.grad();
-      if (!grad.defined()) continue;  // includes a B without gradient, where PEFT raises
+      if (!grad.defined()) continue;
       LoraFAParamState& state = StateFor(param);
       state.step(state.step() + 1);
-      auto pair = pair_index_of_B_.find(param.unsafeGetTensorImpl());
-      if (pair == pair_index_of_B_.end()) {
+      if (pair_of[i] == nullptr) {
         lists.params.push_back(param);
         lists.grads.push_back(grad);
         lists.exp_avg.push_back(state.exp_avg());
@@ -93,14 +102,12 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
         lists.step.push_back(state.step());
         continue;
       }
-      const LoraPair& lora_pair = pairs_[pair->second];
       lists.B.push_back(param);
       lists.grad_B.push_back(grad);
       lists.exp_avg_B.push_back(state.exp_avg());
       lists.exp_avg_sq_B.push_back(state.exp_avg_sq());
-      lists.projection.push_back(projections_[pair->second].Matrix(lora_pair, grad.scalar_type(), options.projection(),
-                                                                   options.pinv_delta()));
-      lists.scaling.push_back(lora_pair.scaling);
+      lists.projection.push_back(projections[i]);
+      lists.scaling.push_back(pair_of[i]->scaling);
       lists.step_B.push_back(state.step());
     }
     LoraFAStep(lists, options);

@@ -1,6 +1,7 @@
 // LoraFAOptimizer's contract: what it changes, what it leaves alone, what it rejects, what it keeps.
 #include "lorafa/optimizer.h"
 
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -240,6 +241,35 @@ TEST(LoraFAOptimizer, FailedLoadLeavesStateAndOptionsUntouched) {
   }
   EXPECT_TRUE(*optimizer.pair_state(0) == state_before);
   EXPECT_EQ(optimizer.param_groups()[0].options().get_lr(), 1e-2);
+}
+
+}  // namespace
+}  // namespace lorafa
+
+namespace lorafa {
+namespace {
+
+// A pseudo-inverse that cannot be computed (here: a non-finite A) throws before any parameter or
+// state changes, also for pairs listed before the failing one.
+TEST(LoraFAOptimizer, FailingPseudoInverseLeavesEveryTensorAndStateUntouched) {
+  torch::manual_seed(11);
+  Fixture f;
+  torch::Tensor A2 = torch::randn({3, 8}, torch::kFloat64);
+  torch::Tensor B2 = torch::randn({5, 3}, torch::kFloat64).requires_grad_();
+  B2.mutable_grad() = torch::randn_like(B2);
+  LoraFAOptimizer optimizer({{"first", f.A, f.B, 2.0}, {"second", A2, B2, 2.0}}, {f.other}, LoraFAOptions(1e-2));
+  optimizer.step();
+  const torch::Tensor B_before = f.B.detach().clone(), B2_before = B2.detach().clone(),
+                      other_before = f.other.detach().clone();
+  const torch::Tensor m_before = optimizer.pair_state(0)->exp_avg().clone();
+  A2.index_put_({0, 0}, std::numeric_limits<double>::quiet_NaN());  // in place: the cache must recompute
+  EXPECT_THROW(optimizer.step(), c10::Error);
+  EXPECT_EQ(optimizer.pair_state(0)->step(), 1);
+  EXPECT_EQ(optimizer.pair_state(1)->step(), 1);
+  EXPECT_TRUE(torch::equal(f.B, B_before));
+  EXPECT_TRUE(torch::equal(B2, B2_before));
+  EXPECT_TRUE(torch::equal(f.other, other_before));
+  EXPECT_TRUE(torch::equal(optimizer.pair_state(0)->exp_avg(), m_before));
 }
 
 }  // namespace
