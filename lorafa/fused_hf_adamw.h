@@ -1,7 +1,8 @@
 // The fused HF-AdamW kernels' common interface: one call updates every listed tensor, reading and
 // writing each element once. A LoRA B's update direction is its gradient times the pair's
-// projection matrix P = (A Aᵀ + δI)⁺/s², computed row by row inside the kernel (ĝ never reaches
-// memory); another parameter's is its gradient. Per element, with ĝ the update direction:
+// projection matrix P = (A Aᵀ + δI)⁺/s², computed row by row inside the kernel (ĝ is never a
+// tensor: a few rows at a time in a per-thread L1 buffer, or in registers on CUDA); another
+// parameter's is its gradient. Per element, with ĝ the update direction:
 //   m ← β1·m + (1−β1)·ĝ;  v ← β2·v + (1−β2)·ĝ·ĝ;  p ← p + (−step_size·m)/(√v + eps);  p ← p + (−lr·wd)·p
 // in the operations and order of the per-tensor path (hf_adamw.h), so for float32 and float64, given
 // the same ĝ, the result is bit for bit the per-tensor one. bfloat16/half tensors compute in float and

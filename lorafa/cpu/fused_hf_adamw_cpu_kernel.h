@@ -153,10 +153,6 @@ struct Unit {
   int64_t entry, begin, end;
 };
 
-struct EntryShape {
-  int64_t row_length;  // r for a projected entry, 1 for another parameter
-};
-
 // Per-thread scratch: ĝ rows, and compute-type copies of bfloat16/half spans.
 template <typename C>
 struct Scratch {
