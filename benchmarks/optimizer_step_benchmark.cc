@@ -80,6 +80,11 @@ double StepBytes(const std::vector<torch::Tensor>& B) {
   return 7.0 * static_cast<double>(Numel(B)) * static_cast<double>(B.front().element_size());
 }
 
+// Flops of the projection ĝ = g·P over every B: 2r per element.
+double ProjectionFlops(const benchmark::State& state, const std::vector<torch::Tensor>& B) {
+  return 2.0 * static_cast<double>(state.range(0) * Numel(B));
+}
+
 void BM_lorafa(benchmark::State& state, c10::Device device, Projection projection) {
   LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
   std::vector<LoraPair> pairs;
@@ -87,7 +92,7 @@ void BM_lorafa(benchmark::State& state, c10::Device device, Projection projectio
   LoraFAOptimizer optimizer(pairs, {}, LoraFAOptions(kLearningRate).projection(projection));
   TimeSteps(state, optimizer, device, Numel(layers.B));
   state.counters["step_bytes"] = StepBytes(layers.B);
-  state.counters["projection_flops"] = 2.0 * static_cast<double>(state.range(0) * Numel(layers.B));
+  state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
 }
 
 // Times `call` after one warm-up call.
@@ -134,7 +139,7 @@ void BM_projection_mm(benchmark::State& state, c10::Device device) {
   TimeCalls(state, device, [&] {
     for (size_t i = 0; i < layers.B.size(); ++i) at::mm_out(results[i], layers.B[i].grad(), projections[i]);
   });
-  state.counters["projection_flops"] = 2.0 * static_cast<double>(state.range(0) * Numel(layers.B));
+  state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
 }
 
 // Copies as many bytes as a LoRA-FA step over these layers moves (7 B-sized tensors' worth, read

@@ -17,6 +17,8 @@ double HfAdamWStepSize(const LoraFAOptions& options, int64_t step) {
   return step_size;
 }
 
+double HfAdamWDecayFactor(const LoraFAOptions& options) { return -options.lr() * options.weight_decay(); }
+
 HfAdamWOperands::HfAdamWOperands(const LoraFAOptions& options)
     : beta1(PythonScalar(std::get<0>(options.betas()))),
       beta2(PythonScalar(std::get<1>(options.betas()))),
@@ -33,7 +35,7 @@ void HfAdamWUpdate(at::Tensor& param, const at::Tensor& grad, at::Tensor& m, at:
   param.addcdiv_(m, denom, -step_size);
 
   // Decoupled weight decay on the updated weights.
-  if (options.weight_decay() > 0.0) param.add_(param, -options.lr() * options.weight_decay());
+  if (options.weight_decay() > 0.0) param.add_(param, HfAdamWDecayFactor(options));
 }
 
 }  // namespace lorafa::internal

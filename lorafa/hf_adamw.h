@@ -18,6 +18,9 @@ namespace lorafa::internal {
 // correction, evaluated in PEFT's order. Every path (per-tensor, CPU and CUDA kernels) takes it from here.
 double HfAdamWStepSize(const LoraFAOptions& options, int64_t step);
 
+// The decoupled weight decay's factor −lr·wd (p ← p + (−lr·wd)·p), for every path alike.
+double HfAdamWDecayFactor(const LoraFAOptions& options);
+
 // β1, β2 and eps as the number operands Python passes (python_scalar.h). Made once per group and
 // step, not once per parameter: each is a small tensor allocation.
 struct HfAdamWOperands {

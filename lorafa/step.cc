@@ -32,7 +32,7 @@ class Router {
  public:
   Router(const LoraFAOptions& options, StepKernel kernel) : options_(options), kernel_(kernel) {
     const auto [beta1, beta2] = options.betas();
-    coefficients_ = {beta1, beta2, options.eps(), -options.lr() * options.weight_decay(), options.weight_decay() > 0.0};
+    coefficients_ = {beta1, beta2, options.eps(), internal::HfAdamWDecayFactor(options), options.weight_decay() > 0.0};
   }
 
   // The kernel's lists for this entry, or nullptr where it must take the per-tensor path.

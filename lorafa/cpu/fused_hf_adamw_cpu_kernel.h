@@ -153,6 +153,18 @@ struct Unit {
   int64_t entry, begin, end;
 };
 
+// What a unit needs of its tensor, read once per step rather than once per unit.
+struct Entry {
+  void* p;
+  const void* g;
+  void* m;
+  void* v;
+  const void* P;  // null for a parameter without projection
+  int64_t row_length;  // r for a projected entry, 1 for another parameter
+  double step_size;
+  at::ScalarType dtype;
+};
+
 // Per-thread scratch: ĝ rows, and compute-type copies of bfloat16/half spans.
 template <typename C>
 struct Scratch {
@@ -164,17 +176,16 @@ struct Scratch {
 // One unit for storage type S with compute type C. For S == C the update works on the tensors in
 // place; reduced-precision storage is converted to C, updated, and rounded back once.
 template <typename S, typename C>
-void RunUnit(const FusedUpdateLists& lists, const HfAdamWCoefficients& coefficients, const Unit& unit,
-             int64_t row_length, Scratch<C>& scratch) {
-  const size_t e = static_cast<size_t>(unit.entry);
-  const Constants<C> k(coefficients, lists.step_sizes[e]);
+void RunUnit(const Entry& entry, const HfAdamWCoefficients& coefficients, const Unit& unit, Scratch<C>& scratch) {
+  const Constants<C> k(coefficients, entry.step_size);
+  const int64_t row_length = entry.row_length;
   const int64_t offset = unit.begin * row_length, n = (unit.end - unit.begin) * row_length;
-  S* p = lists.params[e].data_ptr<S>() + offset;
-  const S* g = lists.grads[e].data_ptr<S>() + offset;
-  S* m = lists.exp_avgs[e].data_ptr<S>() + offset;
-  S* v = lists.exp_avg_sqs[e].data_ptr<S>() + offset;
-  const bool projected = lists.projections[e].defined();
-  const C* P = projected ? lists.projections[e].data_ptr<C>() : nullptr;
+  S* p = static_cast<S*>(entry.p) + offset;
+  const S* g = static_cast<const S*>(entry.g) + offset;
+  S* m = static_cast<S*>(entry.m) + offset;
+  S* v = static_cast<S*>(entry.v) + offset;
+  const C* P = static_cast<const C*>(entry.P);
+  const bool projected = P != nullptr;
 
   if constexpr (std::is_same_v<S, C>) {
     const C* ghat = g;
@@ -224,30 +235,36 @@ struct ThreadScratch {
 }  // namespace
 
 void FusedHfAdamWCpuKernel(const FusedUpdateLists& lists, const HfAdamWCoefficients& coefficients) {
+  std::vector<Entry> entries;
   std::vector<Unit> units;
-  std::vector<int64_t> row_lengths(lists.params.size());
   int64_t largest_unit = 1;
   for (size_t e = 0; e < lists.params.size(); ++e) {
     const at::Tensor& param = lists.params[e];
     if (param.numel() == 0) continue;
-    const bool projected = lists.projections[e].defined();
-    const int64_t rows = projected ? param.size(0) : param.numel();
-    const int64_t row_length = projected ? param.numel() / rows : 1;
+    const at::Tensor& projection = lists.projections[e];
+    const int64_t rows = projection.defined() ? param.size(0) : param.numel();
+    const int64_t row_length = param.numel() / rows;
+    TORCH_CHECK(!projection.defined() ||
+                    (projection.scalar_type() == at::toOpMathType(param.scalar_type()) && projection.is_contiguous() &&
+                     projection.sizes() == at::IntArrayRef({row_length, row_length})),
+                "FusedHfAdamWCpu: projection ", projection.sizes(), " of dtype ", projection.scalar_type(),
+                " for a parameter ", param.sizes(), " of dtype ", param.scalar_type());
     const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / row_length);
-    row_lengths[e] = row_length;
     largest_unit = std::max(largest_unit, rows_per_unit * row_length);
+    entries.push_back({param.data_ptr(), lists.grads[e].const_data_ptr(), lists.exp_avgs[e].data_ptr(),
+                       lists.exp_avg_sqs[e].data_ptr(), projection.defined() ? projection.const_data_ptr() : nullptr,
+                       row_length, lists.step_sizes[e], param.scalar_type()});
     for (int64_t begin = 0; begin < rows; begin += rows_per_unit)
-      units.push_back({static_cast<int64_t>(e), begin, std::min(rows, begin + rows_per_unit)});
+      units.push_back({static_cast<int64_t>(entries.size() - 1), begin, std::min(rows, begin + rows_per_unit)});
   }
   at::parallel_for(0, static_cast<int64_t>(units.size()), 1, [&](int64_t first, int64_t last) {
     ThreadScratch scratch{largest_unit, nullptr, nullptr};
     for (int64_t u = first; u < last; ++u) {
       const Unit& unit = units[static_cast<size_t>(u)];
-      const int64_t row_length = row_lengths[static_cast<size_t>(unit.entry)];
-      AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, lists.params[unit.entry].scalar_type(),
-                                      "FusedHfAdamWCpu", [&] {
+      const Entry& entry = entries[static_cast<size_t>(unit.entry)];
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, entry.dtype, "FusedHfAdamWCpu", [&] {
         using C = at::opmath_type<scalar_t>;
-        RunUnit<scalar_t, C>(lists, coefficients, unit, row_length, scratch.Get<C>());
+        RunUnit<scalar_t, C>(entry, coefficients, unit, scratch.Get<C>());
       });
     }
   });

@@ -52,22 +52,37 @@ __device__ __forceinline__ void UpdateElement(T& p, C ghat, T& m, T& v, C neg_st
   p = static_cast<T>(pi);
 }
 
+// This block's chunk [begin, end) of its tensor, and the tensor's param, grad, exp_avg, exp_avg_sq
+// (lists 0–3 of every launch) and −step_size (the tensor's scalar).
+template <typename T, int depth>
+struct Chunk {
+  using opmath_t = at::opmath_type<T>;
+  __device__ __forceinline__ Chunk(int chunk_size, TensorListScalarListMetadata<opmath_t, depth>& tl)
+      : tensor(tl.block_to_tensor[blockIdx.x]),
+        begin(static_cast<int64_t>(tl.block_to_chunk[blockIdx.x]) * chunk_size),
+        end(min(tl.numel_for_tensor[tensor], begin + chunk_size)),
+        p(static_cast<T*>(const_cast<void*>(tl.addresses[0][tensor]))),
+        g(static_cast<const T*>(tl.addresses[1][tensor])),
+        m(static_cast<T*>(const_cast<void*>(tl.addresses[2][tensor]))),
+        v(static_cast<T*>(const_cast<void*>(tl.addresses[3][tensor]))),
+        neg_step_size(-tl.scalar_vals[tensor]) {}
+  int tensor;
+  int64_t begin, end;
+  T* p;
+  const T* g;
+  T *m, *v;
+  opmath_t neg_step_size;
+};
+
 // Lists: param, grad, exp_avg, exp_avg_sq; the scalar of each tensor is its step size.
 template <typename T>
 struct UpdateFunctor {
   using opmath_t = at::opmath_type<T>;
   __device__ __forceinline__ void operator()(int chunk_size, TensorListScalarListMetadata<opmath_t, 4>& tl,
                                              Coefficients<opmath_t> k) {
-    const int tensor = tl.block_to_tensor[blockIdx.x];
-    const int64_t begin = static_cast<int64_t>(tl.block_to_chunk[blockIdx.x]) * chunk_size;
-    const int64_t end = min(tl.numel_for_tensor[tensor], begin + chunk_size);
-    T* p = static_cast<T*>(const_cast<void*>(tl.addresses[0][tensor]));
-    const T* g = static_cast<const T*>(tl.addresses[1][tensor]);
-    T* m = static_cast<T*>(const_cast<void*>(tl.addresses[2][tensor]));
-    T* v = static_cast<T*>(const_cast<void*>(tl.addresses[3][tensor]));
-    const opmath_t neg_step_size = -tl.scalar_vals[tensor];
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-      UpdateElement(p[i], static_cast<opmath_t>(g[i]), m[i], v[i], neg_step_size, k);
+    const Chunk<T, 4> c(chunk_size, tl);
+    for (int64_t i = c.begin + threadIdx.x; i < c.end; i += blockDim.x) {
+      UpdateElement(c.p[i], static_cast<opmath_t>(c.g[i]), c.m[i], c.v[i], c.neg_step_size, k);
     }
   }
 };
@@ -78,15 +93,8 @@ struct ProjectedUpdateFunctor {
   using opmath_t = at::opmath_type<T>;
   __device__ __forceinline__ void operator()(int chunk_size, TensorListScalarListMetadata<opmath_t, 5>& tl, int64_t r,
                                              Coefficients<opmath_t> k) {
-    const int tensor = tl.block_to_tensor[blockIdx.x];
-    const int64_t begin = static_cast<int64_t>(tl.block_to_chunk[blockIdx.x]) * chunk_size;
-    const int64_t end = min(tl.numel_for_tensor[tensor], begin + chunk_size);
-    T* p = static_cast<T*>(const_cast<void*>(tl.addresses[0][tensor]));
-    const T* g = static_cast<const T*>(tl.addresses[1][tensor]);
-    T* m = static_cast<T*>(const_cast<void*>(tl.addresses[2][tensor]));
-    T* v = static_cast<T*>(const_cast<void*>(tl.addresses[3][tensor]));
-    const opmath_t* P = static_cast<const opmath_t*>(tl.addresses[4][tensor]);
-    const opmath_t neg_step_size = -tl.scalar_vals[tensor];
+    const Chunk<T, 5> c(chunk_size, tl);
+    const opmath_t* P = static_cast<const opmath_t*>(tl.addresses[4][c.tensor]);
 
     __shared__ opmath_t shared_P[kMaxSharedRank * kMaxSharedRank];
     const bool in_shared = r <= kMaxSharedRank;  // the same for the whole block
@@ -97,12 +105,12 @@ struct ProjectedUpdateFunctor {
     }
     // Consecutive threads take consecutive columns of a row: g[row, k] is one broadcast load per warp,
     // P[k, col] consecutive addresses.
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    for (int64_t i = c.begin + threadIdx.x; i < c.end; i += blockDim.x) {
       const int64_t row = i / r, col = i - row * r;
-      const T* g_row = g + row * r;
+      const T* g_row = c.g + row * r;
       opmath_t ghat = 0;
       for (int64_t j = 0; j < r; ++j) ghat = fma(static_cast<opmath_t>(g_row[j]), P[j * r + col], ghat);
-      UpdateElement(p[i], ghat, m[i], v[i], neg_step_size, k);
+      UpdateElement(c.p[i], ghat, c.m[i], c.v[i], c.neg_step_size, k);
     }
   }
 };

@@ -85,7 +85,6 @@ TEST(FusedHfAdamWCuda, ProjectionEqualsTheCpuKernelsBitForBit) {
       std::vector<torch::Tensor> m_of_device;
       for (torch::Device device : {torch::Device(torch::kCPU), torch::Device(torch::kCUDA)}) {
         LoraPair pair{"p", A.to(device), torch::zeros({out, r}, torch::TensorOptions(device).dtype(dtype)), 2.0};
-        internal::CachedProjection cache;
         LoraFAStepLists lists;
         lists.B = {pair.B};
         torch::manual_seed(r + 1);  // the same gradient on both devices
