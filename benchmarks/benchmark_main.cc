@@ -1,5 +1,6 @@
 #include "benchmarks/benchmark_main.h"
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -8,11 +9,12 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_join.h"
 #include "benchmarks/device.h"
 #include "testing/python/embedded_python.h"
 
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
-ABSL_FLAG(std::string, preset, "quick", "smoke, quick or full");
+ABSL_FLAG(std::string, preset, "quick", "which sweep: smoke, quick, full (and llm for the training step)");
 
 namespace lorafa::benchmarks {
 
@@ -20,7 +22,7 @@ void Synchronize(c10::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-int RunBenchmarkMain(int argc, char** argv, bool wants_python,
+int RunBenchmarkMain(int argc, char** argv, bool wants_python, const std::vector<std::string>& presets,
                      const std::function<void(const BenchmarkContext&)>& register_benchmarks) {
   benchmark::Initialize(&argc, argv);  // takes the --benchmark_* flags
   absl::ParseCommandLine(argc, argv);
@@ -31,8 +33,8 @@ int RunBenchmarkMain(int argc, char** argv, bool wants_python,
     return 2;
   }
   const std::string preset = absl::GetFlag(FLAGS_preset);
-  if (preset != "smoke" && preset != "quick" && preset != "full") {
-    std::cerr << argv[0] << ": --preset must be smoke, quick or full, got '" << preset << "'\n";
+  if (std::find(presets.begin(), presets.end(), preset) == presets.end()) {
+    std::cerr << argv[0] << ": --preset must be one of " << absl::StrJoin(presets, ", ") << "; got '" << preset << "'\n";
     return 2;
   }
 

@@ -29,9 +29,9 @@ torch::Tensor LoraStackImpl::forward(torch::Tensor x) {
   return x;
 }
 
-int64_t LoraStackImpl::ProjectionInputBytes(int64_t tokens) const {
-  // x (d), attention output (d), MLP input (d), GELU output (4d), float32.
-  return options_.blocks * tokens * (options_.d + options_.d + options_.d + 4 * options_.d) * 4;
+int64_t LoraStackImpl::ProjectionInputBytes(int64_t tokens, int64_t element_size) const {
+  // x (d), attention output (d), MLP input (d), GELU output (4d).
+  return options_.blocks * tokens * (options_.d + options_.d + options_.d + 4 * options_.d) * element_size;
 }
 
 }  // namespace lorafa::benchmarks

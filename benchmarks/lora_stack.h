@@ -26,11 +26,13 @@ class LoraStackImpl : public torch::nn::Module {
  public:
   explicit LoraStackImpl(LoraStackOptions options);
   torch::Tensor forward(torch::Tensor x);
+  const LoraStackOptions& options() const { return options_; }
 
   // Bytes of the tensors a LoRA+AdamW backward keeps that LoRA-FA need not: the input of every
   // projection (A's gradient needs it), counted once per distinct tensor — x (shared by q, k, v), the
-  // attention output (o), the MLP input (up) and the GELU output (down), per block.
-  int64_t ProjectionInputBytes(int64_t tokens) const;
+  // attention output (o), the MLP input (up) and the GELU output (down), per block, at `element_size`
+  // bytes per element.
+  int64_t ProjectionInputBytes(int64_t tokens, int64_t element_size) const;
 
  private:
   struct Block {

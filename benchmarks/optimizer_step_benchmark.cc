@@ -264,5 +264,6 @@ void Register(const BenchmarkContext& context) {
 }  // namespace lorafa::benchmarks
 
 int main(int argc, char** argv) {
-  return lorafa::benchmarks::RunBenchmarkMain(argc, argv, /*wants_python=*/true, lorafa::benchmarks::Register);
+  return lorafa::benchmarks::RunBenchmarkMain(argc, argv, /*wants_python=*/true, {"smoke", "quick", "full"},
+                                              lorafa::benchmarks::Register);
 }

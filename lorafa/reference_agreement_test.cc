@@ -1,4 +1,6 @@
-// LibTorch LoraFAOptimizer against the float64 reference (reference/), step by step.
+// LibTorch LoraFAOptimizer against the float64 reference (reference/), step by step. The stepping tests
+// run on the CPU and, where there is one, on a CUDA device (the fused CUDA kernel); without one the CUDA
+// instances skip, saying "no CUDA device".
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -40,19 +42,21 @@ struct Problem {
   reference::ReferenceLoraFA reference;
 };
 
-Problem MakeProblem(torch::ScalarType dtype, const LoraFAOptions& options, reference::ReferenceProjection mode) {
+// Values are drawn on the CPU and then moved, so every device sees the same numbers.
+Problem MakeProblem(torch::ScalarType dtype, const LoraFAOptions& options, reference::ReferenceProjection mode,
+                    torch::Device device) {
   auto [beta1, beta2] = options.betas();
   reference::AdamWHyperparameters hyper{options.lr(), beta1, beta2, options.eps(), options.weight_decay(),
                                         options.correct_bias()};
   Problem problem{{}, {}, reference::ReferenceLoraFA(hyper, options.pinv_delta(), mode)};
   for (const Shape& shape : kShapes) {
-    torch::Tensor A = torch::randn({shape.r, shape.in}, dtype);
-    torch::Tensor B = (0.1 * torch::randn({shape.out, shape.r})).to(dtype).requires_grad_();
+    torch::Tensor A = torch::randn({shape.r, shape.in}, dtype).to(device);
+    torch::Tensor B = (0.1 * torch::randn({shape.out, shape.r})).to(device, dtype).requires_grad_();
     problem.pairs.push_back({"pair", A, B, shape.scaling});
     problem.reference.AddPair(ToEigen(A), ToEigen(B), shape.scaling);
   }
   for (int64_t size : {3, 6}) {
-    torch::Tensor other = torch::randn({1, size}, dtype).requires_grad_();
+    torch::Tensor other = torch::randn({1, size}, dtype).to(device).requires_grad_();
     problem.others.push_back(other);
     problem.reference.AddParam(ToEigen(other));
   }
@@ -63,22 +67,35 @@ Problem MakeProblem(torch::ScalarType dtype, const LoraFAOptions& options, refer
 void StepBoth(Problem& problem, LoraFAOptimizer& optimizer) {
   std::vector<Eigen::MatrixXd> grad_b, grad_other;
   for (LoraPair& pair : problem.pairs) {
-    pair.B.mutable_grad() = torch::randn(pair.B.sizes()).to(pair.B.scalar_type());
+    pair.B.mutable_grad() = torch::randn(pair.B.sizes()).to(pair.B.device(), pair.B.scalar_type());
     grad_b.push_back(ToEigen(pair.B.grad()));
   }
   for (torch::Tensor& other : problem.others) {
-    other.mutable_grad() = torch::randn(other.sizes()).to(other.scalar_type());
+    other.mutable_grad() = torch::randn(other.sizes()).to(other.device(), other.scalar_type());
     grad_other.push_back(ToEigen(other.grad()));
   }
   optimizer.step();
   problem.reference.Step(grad_b, grad_other);
 }
 
-TEST(ReferenceAgreement, Float64MatchesReferenceForTwentySteps) {
+class ReferenceAgreementOn : public ::testing::TestWithParam<torch::DeviceType> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == torch::kCUDA && !torch::cuda::is_available()) {
+      GTEST_SKIP() << "no CUDA device: this instance checks the CUDA kernel on a GPU machine";
+    }
+  }
+  torch::Device device() const { return torch::Device(GetParam()); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Devices, ReferenceAgreementOn, ::testing::Values(torch::kCPU, torch::kCUDA),
+                         [](const auto& info) { return info.param == torch::kCPU ? "cpu" : "cuda"; });
+
+TEST_P(ReferenceAgreementOn, Float64MatchesReferenceForTwentySteps) {
   torch::manual_seed(11);
   LoraFAOptions options(1e-2);
   options.weight_decay(0.05);
-  Problem problem = MakeProblem(torch::kFloat64, options, reference::ReferenceProjection::kExact);
+  Problem problem = MakeProblem(torch::kFloat64, options, reference::ReferenceProjection::kExact, device());
   LoraFAOptimizer optimizer(problem.pairs, problem.others, options);
   // Both sides compute the same formulas in float64 and differ only in summation order and in the
   // SVD algorithm: eps (2.2e-16) × κ (< 5) × ~10 operations a step × 20 steps ≈ 2e-13. Bound: 1e-12
@@ -98,11 +115,11 @@ TEST(ReferenceAgreement, Float64MatchesReferenceForTwentySteps) {
   }
 }
 
-TEST(ReferenceAgreement, Float32ExactProjectionStaysWithinDerivedBound) {
+TEST_P(ReferenceAgreementOn, Float32ExactProjectionStaysWithinDerivedBound) {
   torch::manual_seed(12);
   LoraFAOptions options(1e-2);
   options.weight_decay(0.05);
-  Problem problem = MakeProblem(torch::kFloat32, options, reference::ReferenceProjection::kExact);
+  Problem problem = MakeProblem(torch::kFloat32, options, reference::ReferenceProjection::kExact, device());
   LoraFAOptimizer optimizer(problem.pairs, problem.others, options);
   // Per step, in units of u = 2^-24: the projection's relative error is ≤ (r + 10κ)·u < 128u (the
   // matmul's r-term sum, then the pinv's condition); Adam's m/√v doubles a relative error, and one

@@ -2,6 +2,7 @@
 // one row per scenario, then the versions compared. Exit code 0 only if every scenario passes.
 //
 //   bazel run //tools:parity_check -- --filter='^model/' --steps=10 --json_out=/tmp/parity.json
+//   parity_check --device=cuda    # the CUDA scenarios instead: PEFT and lorafa both on the GPU
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include <pybind11/stl.h>
+#include <torch/cuda.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -23,6 +25,7 @@
 ABSL_FLAG(std::string, json_out, "", "also write the results as JSON to this path");
 ABSL_FLAG(int, steps, 0, "steps per scenario (0: each scenario's default)");
 ABSL_FLAG(std::string, filter, "", "run only scenarios whose name matches this regular expression");
+ABSL_FLAG(std::string, device, "cpu", "cpu: every scenario (the release gate); cuda: the CUDA scenarios");
 
 namespace {
 
@@ -60,6 +63,15 @@ void WriteJson(const std::string& path, const std::vector<std::pair<std::string,
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Compares lorafa with the installed PEFT, scenario by scenario.");
   absl::ParseCommandLine(argc, argv);
+  const std::string device = absl::GetFlag(FLAGS_device);
+  if (device != "cpu" && device != "cuda") {
+    std::cerr << "parity_check: --device must be cpu or cuda, got '" << device << "'\n";
+    return 2;
+  }
+  if (device == "cuda" && !torch::cuda::is_available()) {
+    std::cerr << "parity_check: --device=cuda: no CUDA device (this LibTorch sees no GPU or driver)\n";
+    return 2;
+  }
   auto python = lorafa::testing::EmbeddedPython::Start();
   if (!python.ok()) {
     std::cerr << "parity_check: " << python.status() << "\n";
@@ -71,7 +83,9 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, ScenarioResult>> rows;
   bool all_passed = true;
   absl::PrintF("%-52s %-9s %5s %12s %10s  %s\n", "scenario", "dtype", "steps", "max |diff|", "max ULP", "verdict");
-  for (const Scenario& scenario : lorafa::parity::AllScenarios()) {
+  const std::vector<Scenario> scenarios =
+      device == "cuda" ? lorafa::parity::CudaScenarios() : lorafa::parity::AllScenarios();
+  for (const Scenario& scenario : scenarios) {
     if (!std::regex_search(scenario.name, filter)) continue;
     const int steps = absl::GetFlag(FLAGS_steps) > 0 ? absl::GetFlag(FLAGS_steps) : scenario.default_steps;
     ScenarioResult result;

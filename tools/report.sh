@@ -4,8 +4,11 @@
 #   bazel run //tools:report                                  # quick preset, CPU, into ./lorafa-report
 #   bazel run //tools:report -- --out=/tmp/r --preset=full --device=cuda
 #
-# Flags: --out=DIR (default lorafa-report), --preset=smoke|quick|full (default quick),
+#   bazel run //tools:report -- --preset=llm                  # Llama-2-7B-shaped blocks: training memory only
+#
+# Flags: --out=DIR (default lorafa-report), --preset=smoke|quick|full|llm (default quick),
 #        --device=cpu|cuda (default cpu). Python with matplotlib: $LORAFA_PYTHON, else the workspace's .venv.
+# The llm preset runs only the training-step benchmark (about 1.5 minutes on a 2-core CPU).
 set -euo pipefail
 
 out=lorafa-report preset=quick device=cpu
@@ -37,14 +40,17 @@ if [ -z "${python}" ] || [ ! -x "${python}" ]; then
   exit 1
 fi
 
-step=0
-for benchmark in optimizer_step_benchmark training_step_benchmark; do
+benchmarks=(optimizer_step_benchmark training_step_benchmark)
+[ "${preset}" = llm ] && benchmarks=(training_step_benchmark)
+step=0 steps=$((${#benchmarks[@]} + 1))
+json_flags=()
+for benchmark in "${benchmarks[@]}"; do
   step=$((step + 1))
-  echo "report: [${step}/3] ${benchmark} (${preset}, ${device}) — one line per case as it finishes"
+  echo "report: [${step}/${steps}] ${benchmark} (${preset}, ${device}) — one line per case as it finishes"
   "${bin}/${benchmark}" --preset="${preset}" --device="${device}" \
     --benchmark_out="${out}/${benchmark}.json" --benchmark_out_format=json
+  json_flags+=("--${benchmark%_step_benchmark}_json=${out}/${benchmark}.json")
 done
-echo "report: [3/3] writing the report"
-"${python}" "${tool_dir}/report.py" --optimizer_json="${out}/optimizer_step_benchmark.json" \
-  --training_json="${out}/training_step_benchmark.json" --out="${out}" --device="${device}" --preset="${preset}"
+echo "report: [${steps}/${steps}] writing the report"
+"${python}" "${tool_dir}/report.py" "${json_flags[@]}" --out="${out}" --device="${device}" --preset="${preset}"
 echo "report: open ${out}/report.md"

@@ -20,6 +20,7 @@ debian_packages=(
   libbenchmark-dev
   librapidcheck-dev        # property-based tests (static librapidcheck.a + rapidcheck/gtest.h)
   libeigen3-dev            # the float64 reference's linear algebra
+  patchelf                 # //tools:gpu_bundle points the bundled binaries' RUNPATH into the bundle
 )
 
 missing=()

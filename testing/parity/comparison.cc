@@ -8,8 +8,11 @@
 
 namespace lorafa::parity {
 
-void Comparison::Add(const std::string& what, int step, const torch::Tensor& actual, const torch::Tensor& expected,
-                     const torch::Tensor& bound) {
+void Comparison::Add(const std::string& what, int step, const torch::Tensor& actual_anywhere,
+                     const torch::Tensor& expected_anywhere, const torch::Tensor& bound_anywhere) {
+  // Compared on the CPU, whatever device each side ran on.
+  const torch::Tensor actual = actual_anywhere.detach().cpu(), expected = expected_anywhere.detach().cpu();
+  const torch::Tensor bound = bound_anywhere.defined() ? bound_anywhere.cpu() : bound_anywhere;
   if (actual.sizes() != expected.sizes() || actual.scalar_type() != expected.scalar_type()) {
     Miss(absl::StrCat(what, " at step ", step, ": shape or dtype differs"));
     return;

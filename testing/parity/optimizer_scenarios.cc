@@ -31,6 +31,7 @@ struct OptimizerCase {
   LoraFAOptions options = LoraFAOptions(1e-2);
   bool power_of_two_scalings = false;
   Comparison::Target target = Comparison::Target::kBitwise;
+  torch::Device device = torch::kCPU;  // where both PEFT's and lorafa's tensors live
 };
 
 struct PairShape {
@@ -48,8 +49,9 @@ ScenarioResult RunOptimizerCase(const OptimizerCase& c, int steps) {
     const PairShape& shape = kPairShapes[i];
     // Per-layer scalings as rank_pattern/alpha_pattern give; exact powers of two on request.
     const double s = c.power_of_two_scalings ? std::ldexp(1.0, static_cast<int>(i) - 1) : 1.5 + 0.7 * i;
-    torch::Tensor A = torch::randn({shape.r, shape.in}).to(c.dtype);
-    torch::Tensor B = (0.1 * torch::randn({shape.out, shape.r})).to(c.dtype).requires_grad_();
+    // Drawn on the CPU, then moved: every device sees the same numbers.
+    torch::Tensor A = torch::randn({shape.r, shape.in}).to(c.device, c.dtype);
+    torch::Tensor B = (0.1 * torch::randn({shape.out, shape.r})).to(c.device, c.dtype).requires_grad_();
     std::string module = absl::StrCat("layers.", i, ".q_proj");
     pairs.push_back({module + ".default", A, B, s});
     names.push_back(module + ".lora_A.default.weight");
@@ -57,8 +59,8 @@ ScenarioResult RunOptimizerCase(const OptimizerCase& c, int steps) {
     tensors.insert(tensors.end(), {A, B});
     scalings.insert(scalings.end(), {s, s});
   }
-  std::vector<torch::Tensor> others = {torch::randn({6, 5}).to(c.dtype).requires_grad_(),
-                                       torch::randn({6}).to(c.dtype).requires_grad_()};
+  std::vector<torch::Tensor> others = {torch::randn({6, 5}).to(c.device, c.dtype).requires_grad_(),
+                                       torch::randn({6}).to(c.device, c.dtype).requires_grad_()};
   for (const char* name : {"head.weight", "head.bias"}) names.push_back(name);
   tensors.insert(tensors.end(), others.begin(), others.end());
   scalings.insert(scalings.end(), {std::nullopt, std::nullopt});
@@ -71,15 +73,20 @@ ScenarioResult RunOptimizerCase(const OptimizerCase& c, int steps) {
   LoraFAOptimizer lorafa(pairs, others, LoraFAOptions(c.options).projection(c.projection));
 
   Comparison comparison(c.target);
+  // On a GPU each side's bf16 matmul may get its own cuBLAS kernel (see Bfloat16ProductUpdateBound).
+  const bool bf16_product_on_gpu = c.device.is_cuda() && c.projection == Projection::kPeftBf16;
+  auto bound = [&](const torch::Tensor& parameter, int t) {
+    return bf16_product_on_gpu ? Bfloat16ProductUpdateBound(parameter, c.options, t) : UpdateBound(parameter, c.options, t);
+  };
   for (int t = 1; t <= steps; ++t) {
     py::list grads;
     for (LoraPair& pair : pairs) {
-      pair.B.mutable_grad() = torch::randn(pair.B.sizes()).to(c.dtype);
+      pair.B.mutable_grad() = torch::randn(pair.B.sizes()).to(c.device, c.dtype);
       grads.append(py::none());
       grads.append(pair.B.grad());
     }
     for (torch::Tensor& other : others) {
-      other.mutable_grad() = torch::randn(other.sizes()).to(c.dtype);
+      other.mutable_grad() = torch::randn(other.sizes()).to(c.device, c.dtype);
       grads.append(other.grad());
     }
     peft.attr("step")(grads);
@@ -88,7 +95,7 @@ ScenarioResult RunOptimizerCase(const OptimizerCase& c, int steps) {
     for (size_t i = 0; i < pairs.size(); ++i) {
       const std::string& b_name = names[2 * i + 1];
       torch::Tensor peft_B = peft.attr("tensor")(2 * i + 1).cast<torch::Tensor>();
-      comparison.Add(b_name, t, pairs[i].B, peft_B, UpdateBound(peft_B, c.options, t));
+      comparison.Add(b_name, t, pairs[i].B, peft_B, bound(peft_B, t));
       comparison.Add(names[2 * i], t, pairs[i].A, peft.attr("tensor")(2 * i).cast<torch::Tensor>());
       auto [peft_step, peft_m, peft_v] = peft.attr("pair_state")(b_name).cast<std::tuple<int64_t, torch::Tensor, torch::Tensor>>();
       const LoraFAParamState& state = *lorafa.pair_state(i);
@@ -101,11 +108,17 @@ ScenarioResult RunOptimizerCase(const OptimizerCase& c, int steps) {
     for (size_t j = 0; j < others.size(); ++j) {
       const size_t index = 2 * pairs.size() + j;
       torch::Tensor peft_other = peft.attr("tensor")(index).cast<torch::Tensor>();
-      comparison.Add(names[index], t, others[j], peft_other, UpdateBound(peft_other, c.options, t));
+      comparison.Add(names[index], t, others[j], peft_other, bound(peft_other, t));
     }
   }
   SetPeftBf16Autocast(true);
-  return ResultOf(comparison, DtypeName(c.dtype), steps);
+  ScenarioResult result = ResultOf(comparison, DtypeName(c.dtype), steps);
+  if (c.device.is_cuda() && result.passed) {  // which of the two held is worth knowing
+    result.detail = result.max_ulp == 0
+                        ? "finding: bitwise equal to PEFT on the GPU"
+                        : absl::StrCat("finding: not bitwise (max ", result.max_ulp, " ULP), within the derived bound");
+  }
+  return result;
 }
 
 Scenario MakeScenario(OptimizerCase c) {
@@ -159,6 +172,29 @@ std::vector<Scenario> OptimizerScenarios() {
   }
   std::vector<Scenario> scenarios;
   for (const OptimizerCase& c : cases) scenarios.push_back(MakeScenario(c));
+  return scenarios;
+}
+
+std::vector<Scenario> CudaScenarios() {
+  std::vector<Scenario> scenarios;
+  for (torch::ScalarType dtype : {torch::kFloat32, torch::kBFloat16}) {
+    // PEFT on a CUDA machine: its product runs under CUDA bf16 autocast; so does lorafa's kPeftBf16.
+    OptimizerCase c{absl::StrCat("cuda/optimizer/", DtypeName(dtype), "/peft-bf16")};
+    c.dtype = dtype;
+    c.device = torch::Device(torch::kCUDA, 0);
+    c.target = Comparison::Target::kBound;
+    scenarios.push_back(MakeScenario(c));
+  }
+  {
+    // Both in float32 with power-of-two scalings, as the CPU scenario of the same name.
+    OptimizerCase c{"cuda/optimizer/float32/exact-vs-peft-fp32/pow2-scaling"};
+    c.device = torch::Device(torch::kCUDA, 0);
+    c.peft_bf16_autocast = false;
+    c.projection = Projection::kExact;
+    c.power_of_two_scalings = true;
+    c.target = Comparison::Target::kBound;
+    scenarios.push_back(MakeScenario(c));
+  }
   return scenarios;
 }
 

@@ -37,6 +37,10 @@ torch::Tensor UpdateBound(const torch::Tensor& parameter, const LoraFAOptions& o
   return 2.0 * steps * u * (1024.0 * options.lr() + 8.0 * parameter.detach().to(torch::kDouble).abs());
 }
 
+torch::Tensor Bfloat16ProductUpdateBound(const torch::Tensor& parameter, const LoraFAOptions& options, int steps) {
+  return UpdateBound(parameter, options, steps) + steps * 16.0 * UnitRoundoff(torch::kBFloat16) * options.lr();
+}
+
 ScenarioResult ResultOf(const Comparison& comparison, const std::string& dtype, int steps) {
   ScenarioResult result;
   result.dtype = dtype;

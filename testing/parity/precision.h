@@ -25,6 +25,13 @@ double UnitRoundoff(torch::ScalarType dtype);
 // times → 8u·|p|. Both sides carry such an error, so twice that, accumulated over the steps.
 torch::Tensor UpdateBound(const torch::Tensor& parameter, const LoraFAOptions& options, int steps);
 
+// UpdateBound when both sides form the projected gradient ĝ in bfloat16 but perhaps with different GEMM
+// kernels (on a GPU each side's matmul may get its own cuBLAS kernel): both sum exact bf16 products in
+// float32 and round once to bfloat16, so their ĝ differ by at most one bfloat16 rounding each, 2·2^-8
+// relative. Adam's m/√v doubles that and an update moves a coordinate by < 4·lr: ≤ 16·2^-8·lr per
+// step on top of UpdateBound's terms, accumulated over the steps.
+torch::Tensor Bfloat16ProductUpdateBound(const torch::Tensor& parameter, const LoraFAOptions& options, int steps);
+
 ScenarioResult ResultOf(const Comparison& comparison, const std::string& dtype, int steps);
 
 }  // namespace lorafa::parity

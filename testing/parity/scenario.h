@@ -34,6 +34,10 @@ struct Scenario {
 // Every scenario, in a fixed order.
 std::vector<Scenario> AllScenarios();
 
+// PEFT and lorafa both on the first CUDA device (they need one): run by parity_check --device=cuda.
+// Their target is a derived bound; whether they were bitwise is reported as a finding.
+std::vector<Scenario> CudaScenarios();
+
 // The parts, one file each.
 std::vector<Scenario> OptimizerScenarios();
 std::vector<Scenario> ModelScenarios();
