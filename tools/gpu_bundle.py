@@ -12,12 +12,14 @@ which run.sh takes from the target's Python.
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
 
-# (runfiles path, kept in the bundle as) — what run.sh runs, in the order it runs them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bazel"))
+from elf_closure import libraries_to_carry, set_runpath  # noqa: E402
+
+# Runfiles paths of what run.sh runs, in the order it runs them, and of their data.
 BINARIES = [
     "lorafa/lorafa/cuda/fused_hf_adamw_cuda_test",
     "lorafa/lorafa/reference_agreement_test",
@@ -34,33 +36,7 @@ DATA = [
 ]
 RUN_SCRIPT = "lorafa/tools/gpu_bundle_run.sh"
 
-# Libraries every Linux system has (glibc and GCC's runtime): never bundled.
-BASE_SYSTEM = re.compile(r"^(linux-vdso|ld-linux-x86-64|libc|libm|libdl|librt|libpthread|libutil|libstdc\+\+|libgcc_s)\.so")
-# The torch wheel and the CUDA libraries it depends on: the target's Python provides them.
-TORCH_WHEEL = re.compile(r"/site-packages/(torch|nvidia)/")
 LIMIT_BYTES = 48 << 20
-
-
-def needed_libraries(path):
-    """{soname: resolved path} as the loader resolves them today, and the sonames it cannot find."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    output = subprocess.run(["ldd", path], capture_output=True, text=True, env=env, check=True).stdout
-    found, missing = {}, []
-    for line in output.splitlines():
-        match = re.match(r"\s*(\S+) => (.*) \(0x", line)
-        if match:
-            found[match.group(1)] = match.group(2)
-        elif "not found" in line:
-            missing.append(line.split()[0])
-    return found, missing
-
-
-def bundled_elsewhere(soname, path):
-    return BASE_SYSTEM.match(soname) or TORCH_WHEEL.search(path)
-
-
-def set_runpath(path, runpath):
-    subprocess.run(["patchelf", "--set-rpath", runpath, path], check=True)
 
 
 def main():
@@ -76,7 +52,7 @@ def main():
         shutil.rmtree(out)
     os.makedirs(os.path.join(out, "lib", "python"))
 
-    libraries = {}
+    binaries = []
     for relative in BINARIES + DATA:
         source = os.path.join(args.runfiles, relative)
         target = os.path.join(out, "runfiles", relative)
@@ -84,27 +60,17 @@ def main():
         shutil.copyfile(source, target)
         shutil.copymode(source, target)
         if relative in BINARIES:
-            found, missing = needed_libraries(source)
-            if missing:
-                sys.exit(f"gpu_bundle: {relative} needs {', '.join(missing)}, which nothing here provides")
-            libraries.update({n: p for n, p in found.items() if not bundled_elsewhere(n, p)})
+            binaries.append(source)
             # runfiles/lorafa/<package>/binary → ../ per folder up to DIR, then lib.
             depth = relative.count("/") + 1
             set_runpath(target, "$ORIGIN/" + "../" * depth + "lib")
     shutil.copyfile(os.path.join(args.runfiles, RUN_SCRIPT), os.path.join(out, "run.sh"))
     os.chmod(os.path.join(out, "run.sh"), 0o755)
 
-    # A bundled library can need another (Abseil's depend on each other): close over them.
-    pending = list(libraries.items())
-    while pending:
-        soname, path = pending.pop()
-        found, missing = needed_libraries(path)
-        if missing:
-            sys.exit(f"gpu_bundle: {path} needs {', '.join(missing)}, which nothing here provides")
-        for name, resolved in found.items():
-            if name not in libraries and not bundled_elsewhere(name, resolved):
-                libraries[name] = resolved
-                pending.append((name, resolved))
+    try:
+        libraries = libraries_to_carry(binaries)
+    except RuntimeError as error:
+        sys.exit(f"gpu_bundle: {error}")
 
     for soname, path in sorted(libraries.items()):
         folder = os.path.join(out, "lib", "python") if soname.startswith("libpython") else os.path.join(out, "lib")
