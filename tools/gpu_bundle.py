@@ -11,6 +11,7 @@ which run.sh takes from the target's Python.
 """
 
 import argparse
+import glob
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ BINARIES = [
     "lorafa/benchmarks/training_step_benchmark",
 ]
 DATA = [
+    "lorafa/benchmarks/python_step_benchmark.py",
     "lorafa/testing/parity/peft_bridge.py",
     "lorafa/tools/report.py",
     "lorafa/tools/report.sh",
@@ -53,7 +55,8 @@ def main():
     os.makedirs(os.path.join(out, "lib", "python"))
 
     binaries = []
-    for relative in BINARIES + DATA:
+    wheels = glob.glob(os.path.join(args.runfiles, "lorafa/lorafa/python/lorafa-*.whl"))
+    for relative in BINARIES + DATA + [os.path.relpath(w, args.runfiles) for w in wheels]:
         source = os.path.join(args.runfiles, relative)
         target = os.path.join(out, "runfiles", relative)
         os.makedirs(os.path.dirname(target), exist_ok=True)

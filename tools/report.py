@@ -198,6 +198,36 @@ def training_tables(runs, lines, derived):
     lines.append("")
 
 
+PYTHON_METHODS = [
+    ("python_lorafa", "lorafa.LoraFAOptimizer"),
+    ("python_peft_lorafa", "PEFT LoraFAOptimizer"),
+    ("python_torch_fused_adamw_a_and_b", "torch.optim.AdamW(fused=True) on A and B"),
+]
+
+
+def python_tables(document, lines, derived):
+    """Step time from Python (benchmarks/python_step_benchmark.py), one row per shape."""
+    rows = defaultdict(dict)
+    for row in document.get("benchmarks", []):
+        rows[(row["r"], row["width"], row["layers"])][row["name"]] = row["median_us"]
+    lines.append("## From Python\n")
+    lines.append("Median `step()` time in µs from Python (torch.utils.benchmark), the same layers for each; "
+                 "lorafa is the installed wheel.\n")
+    lines.append("| r | width | layers | " + " | ".join(label for _, label in PYTHON_METHODS) +
+                 " | lorafa / fused AdamW A+B | PEFT / lorafa |")
+    lines.append("|---|---|---|" + "---|" * (len(PYTHON_METHODS) + 2))
+    derived["python_step"] = []
+    for (r, width, layers), times in sorted(rows.items()):
+        mine, peft, fused = (times.get(name) for name, _ in PYTHON_METHODS)
+        ratio = mine / fused if mine and fused else None
+        speedup = peft / mine if mine and peft else None
+        derived["python_step"].append({"r": r, "width": width, "layers": layers, "times_us": times,
+                                       "lorafa_over_fused_a_and_b": ratio, "peft_speedup": speedup})
+        cells = " | ".join("n/a" if times.get(name) is None else f"{times[name]:.1f}" for name, _ in PYTHON_METHODS)
+        lines.append(f"| {r} | {width} | {layers} | {cells} | {fmt_ratio(ratio)} | {fmt_ratio(speedup)} |")
+    lines.append("")
+
+
 def claims(derived, lines, device):
     lines.append("## Verdicts\n")
     lines.append("| claim | measured | verdict |")
@@ -254,6 +284,11 @@ def claims(derived, lines, device):
     if below:
         lines.append(f"| goal: lorafa step well below HF-AdamW on A and B | {min(below):.2f}–{max(below):.2f}x | "
                      f"{verdict(max(below) < 1.0)} |")
+    python_rows = [row for row in derived.get("python_step", []) if row["peft_speedup"] and row["layers"] >= 32]
+    if python_rows:
+        speedups = [row["peft_speedup"] for row in python_rows]
+        lines.append(f"| goal: lorafa from Python ≥ 5× faster than PEFT ({device}, 32-layer cases) | "
+                     f"{min(speedups):.1f}–{max(speedups):.1f}x | {verdict(min(speedups) >= 5.0)} |")
     speedups = [row["peft_speedup"] for row in steps if row["peft_speedup"] and row["layers"] >= 32]
     if speedups:
         lines.append(f"| goal: lorafa ≥ 5× faster than PEFT ({device}, 32-layer cases) | {min(speedups):.1f}–{max(speedups):.1f}x | "
@@ -361,6 +396,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--optimizer_json")
     parser.add_argument("--training_json", required=True)
+    parser.add_argument("--python_json", help="benchmarks/python_step_benchmark.py's output, if it ran")
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--preset", default="quick")
@@ -381,6 +417,11 @@ def main():
     if optimizer_runs:
         optimizer_tables(optimizer_runs, body, derived)
     training_tables(training_runs, body, derived)
+    python_doc = None
+    if args.python_json:
+        with open(args.python_json) as f:
+            python_doc = json.load(f)
+        python_tables(python_doc, body, derived)
     claims(derived, lines, args.device)
     lines += body
     written = charts(optimizer_runs, derived, args.out)
@@ -392,7 +433,8 @@ def main():
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"optimizer_step": optimizer_doc, "training_step": training_doc, "derived": derived}, f, indent=1)
+        json.dump({"optimizer_step": optimizer_doc, "training_step": training_doc, "python_step": python_doc,
+                   "derived": derived}, f, indent=1)
     print(f"report: wrote {args.out}/report.md, results.json and {len(written)} charts")
 
 

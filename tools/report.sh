@@ -42,7 +42,9 @@ fi
 
 benchmarks=(optimizer_step_benchmark training_step_benchmark)
 [ "${preset}" = llm ] && benchmarks=(training_step_benchmark)
-step=0 steps=$((${#benchmarks[@]} + 1))
+python_rows=1
+[ "${preset}" = llm ] && python_rows=0
+step=0 steps=$((${#benchmarks[@]} + python_rows + 1))
 json_flags=()
 for benchmark in "${benchmarks[@]}"; do
   step=$((step + 1))
@@ -51,6 +53,18 @@ for benchmark in "${benchmarks[@]}"; do
     --benchmark_out="${out}/${benchmark}.json" --benchmark_out_format=json
   json_flags+=("--${benchmark%_step_benchmark}_json=${out}/${benchmark}.json")
 done
+if [ "${python_rows}" = 1 ]; then
+  # lorafa from Python as a user gets it: the wheel installed into a scratch folder.
+  step=$((step + 1))
+  echo "report: [${step}/${steps}] python_step_benchmark (${preset}, ${device}): lorafa from Python, PEFT, fused AdamW"
+  site=$(mktemp -d)
+  "${python}" -m pip install --quiet --no-deps --no-index --no-compile --target "${site}" \
+    "${runfiles}"/lorafa/lorafa/python/lorafa-*.whl
+  PYTHONPATH="${site}" HF_HUB_OFFLINE=1 "${python}" "${bin}/python_step_benchmark.py" --preset="${preset}" \
+    --device="${device}" --out="${out}/python_step_benchmark.json"
+  json_flags+=("--python_json=${out}/python_step_benchmark.json")
+  rm -rf "${site}"
+fi
 echo "report: [${steps}/${steps}] writing the report"
 "${python}" "${tool_dir}/report.py" "${json_flags[@]}" --out="${out}" --device="${device}" --preset="${preset}"
 echo "report: open ${out}/report.md"

@@ -8,4 +8,5 @@ for file in report.md results.json step_time_vs_rank.png speedup_vs_peft.png mem
 done
 grep -q "## Verdicts" "${out}/report.md" || { echo "FAIL: report.md has no verdicts"; exit 1; }
 grep -q "PEFT LoraFAOptimizer" "${out}/report.md" || { echo "FAIL: report.md has no PEFT column"; exit 1; }
+grep -q "## From Python" "${out}/report.md" || { echo "FAIL: report.md has no Python rows"; exit 1; }
 echo "report wrote: $(ls "${out}" | tr '\n' ' ')"

@@ -46,10 +46,8 @@ LoraFAOptions MakeOptions(const py::dict& group) {
 class PairProjection {
  public:
   at::Tensor Matrix(const std::string& name, const at::Tensor& A, const at::Tensor& B, double scaling,
-                    const at::Tensor& grad_B, const py::dict& group) {
-    const LoraFAOptions options = MakeOptions(group);
-    return cache_.Matrix(LoraPair{name, A, B, scaling}, grad_B.scalar_type(), options.projection(),
-                         options.pinv_delta());
+                    const at::Tensor& grad_B, const std::string& projection, double pinv_delta) {
+    return cache_.Matrix(LoraPair{name, A, B, scaling}, grad_B.scalar_type(), ParseProjection(projection), pinv_delta);
   }
   int64_t pinv_computations() const { return cache_.pinv_computations(); }
 
@@ -68,17 +66,39 @@ void ValidatePairList(const std::vector<std::string>& names, const std::vector<a
   ValidatePairs(pairs, others);
 }
 
+// A state's step count is a 0-d float32 CPU tensor, as torch's optimizers keep it. Read and counted up
+// through its pointer: an ATen call per tensor (item, add_) would cost more than the step itself.
+float& StepCount(const at::Tensor& step) {
+  TORCH_CHECK_VALUE(step.is_cpu() && step.scalar_type() == at::kFloat && step.numel() == 1,
+                    "a state's step must be a one-element float32 CPU tensor, got ", step.scalar_type(), " on ",
+                    step.device());
+  return *step.data_ptr<float>();
+}
+
+// The step counts this step will use: each state's count plus one.
+std::vector<int64_t> NextSteps(const std::vector<at::Tensor>& steps) {
+  std::vector<int64_t> next;
+  next.reserve(steps.size());
+  for (const at::Tensor& step : steps) next.push_back(static_cast<int64_t>(StepCount(step)) + 1);
+  return next;
+}
+
+// One param group's step. `step_B` and `step` are the states' step tensors: read here, and counted up
+// only once every tensor has been updated.
 void Step(const py::dict& group, std::vector<at::Tensor> B, std::vector<at::Tensor> grad_B,
           std::vector<at::Tensor> exp_avg_B, std::vector<at::Tensor> exp_avg_sq_B,
-          std::vector<at::Tensor> projection, std::vector<double> scaling, std::vector<int64_t> step_B,
+          std::vector<at::Tensor> projection, std::vector<double> scaling, const std::vector<at::Tensor>& step_B,
           std::vector<at::Tensor> params, std::vector<at::Tensor> grads, std::vector<at::Tensor> exp_avg,
-          std::vector<at::Tensor> exp_avg_sq, std::vector<int64_t> step) {
+          std::vector<at::Tensor> exp_avg_sq, const std::vector<at::Tensor>& step) {
   const LoraFAOptions options = MakeOptions(group);
-  LoraFAStepLists lists{std::move(B),       std::move(grad_B),     std::move(exp_avg_B), std::move(exp_avg_sq_B),
-                        std::move(projection), std::move(scaling), std::move(step_B),    std::move(params),
-                        std::move(grads),   std::move(exp_avg),    std::move(exp_avg_sq), std::move(step)};
+  LoraFAStepLists lists{std::move(B),       std::move(grad_B),     std::move(exp_avg_B),  std::move(exp_avg_sq_B),
+                        std::move(projection), std::move(scaling), NextSteps(step_B),     std::move(params),
+                        std::move(grads),   std::move(exp_avg),    std::move(exp_avg_sq), NextSteps(step)};
   py::gil_scoped_release release;  // the step can take a while; other Python threads may run
   LoraFAStep(lists, options);
+  for (const auto* counts : {&step_B, &step}) {
+    for (const at::Tensor& count : *counts) StepCount(count) += 1.0f;
+  }
 }
 
 }  // namespace
@@ -103,7 +123,7 @@ PYBIND11_MODULE(_C, m) {
   py::class_<lorafa::PairProjection>(m, "PairProjection")
       .def(py::init<>())
       .def("matrix", &lorafa::PairProjection::Matrix, py::arg("name"), py::arg("A"), py::arg("B"), py::arg("scaling"),
-           py::arg("grad_B"), py::arg("group"))
+           py::arg("grad_B"), py::arg("projection"), py::arg("pinv_delta"))
       .def_property_readonly("pinv_computations", &lorafa::PairProjection::pinv_computations);
   m.def("validate_options", [](const py::dict& group) { lorafa::MakeOptions(group); }, py::arg("group"));
   m.def("validate_pairs", &lorafa::ValidatePairList, py::arg("names"), py::arg("A"), py::arg("B"),

@@ -67,12 +67,12 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             _C.validate_options(group)
 
-        pairs = [LoraPair(*pair) for pair in (lora_pairs or [])]
+        pairs = [LoraPair(name, A, B, float(scaling)) for name, A, B, scaling in (lora_pairs or [])]
         trained = [p for group in self.param_groups for p in group["params"]]
         b_ids = {id(pair.B) for pair in pairs}
         others = [p for p in trained if id(p) not in b_ids]
         _C.validate_pairs([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
-                          [float(p.scaling) for p in pairs], others)
+                          [p.scaling for p in pairs], others)
         trained_ids = {id(p) for p in trained}
         for pair in pairs:
             if id(pair.B) not in trained_ids:
@@ -93,53 +93,54 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # Everything that can fail (a sparse or mismatched gradient, a pseudo-inverse, a bad option)
-        # happens for every group before any parameter or state changes.
+        # Everything that can fail (a sparse gradient, a pseudo-inverse, a bad option) happens for every
+        # group before any parameter or state changes; the C++ step counts each state's step up.
         plans = [self._plan(group) for group in self.param_groups]
-        for group, plan in zip(self.param_groups, plans):
-            _C.step(group, **plan["lists"])
-            for param, state in plan["states"]:
+        for group, (lists, new_states) in zip(self.param_groups, plans):
+            _C.step(group, **lists)
+            for param, state in new_states:
                 self.state[param] = state
-                state["step"] += 1
         return loss
 
     def _plan(self, group):
+        """The C++ step's lists for one group, and the states to store once it has run (new ones, and
+        ones whose moments moved to their parameter's device or dtype)."""
         _C.validate_options(group)
         lists = {key: [] for key in ("B", "grad_B", "exp_avg_B", "exp_avg_sq_B", "projection", "scaling", "step_B",
                                      "params", "grads", "exp_avg", "exp_avg_sq", "step")}
-        states = []
+        new_states = []
+        projection, pinv_delta = group["projection"], group["pinv_delta"]
         for param in group["params"]:
             grad = param.grad
             if grad is None:  # also a B without gradient in this step, where PEFT raises
                 continue
             if grad.is_sparse:
                 raise TypeError("LoraFAOptimizer does not support sparse gradients")
-            state = self._state_on_device(param)
-            step = int(state["step"].item()) + 1
+            state = self.state.get(param)
+            if not state:
+                zeros = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state = {"step": torch.tensor(0.0), "exp_avg": zeros, "exp_avg_sq": zeros.clone()}
+                new_states.append((param, state))
+            elif state["exp_avg"].device != param.device or state["exp_avg"].dtype != param.dtype:
+                state = {"step": state["step"].clone(),  # the state follows its parameter
+                         "exp_avg": state["exp_avg"].to(device=param.device, dtype=param.dtype),
+                         "exp_avg_sq": state["exp_avg_sq"].to(device=param.device, dtype=param.dtype)}
+                new_states.append((param, state))
             entry = self._pairs.get(id(param))
             if entry is None:
-                for key, value in (("params", param), ("grads", grad), ("exp_avg", state["exp_avg"]),
-                                   ("exp_avg_sq", state["exp_avg_sq"]), ("step", step)):
-                    lists[key].append(value)
-            else:
-                pair = entry.pair
-                matrix = entry.projection.matrix(pair.name, pair.A, param, float(pair.scaling), grad, group)
-                for key, value in (("B", param), ("grad_B", grad), ("exp_avg_B", state["exp_avg"]),
-                                   ("exp_avg_sq_B", state["exp_avg_sq"]), ("projection", matrix),
-                                   ("scaling", float(pair.scaling)), ("step_B", step)):
-                    lists[key].append(value)
-            states.append((param, state))
-        return {"lists": lists, "states": states}
-
-    def _state_on_device(self, param):
-        """param's state (a new dict, zeros for a first step), with moments on param's device and dtype.
-        Nothing is stored in self.state here: the step does that once it has succeeded."""
-        old = self.state.get(param)
-        if not old:
-            zeros = torch.zeros_like(param, memory_format=torch.preserve_format)
-            return {"step": torch.tensor(0.0), "exp_avg": zeros, "exp_avg_sq": zeros.clone()}
-        return {
-            "step": old["step"].clone(),
-            "exp_avg": old["exp_avg"].to(device=param.device, dtype=param.dtype),
-            "exp_avg_sq": old["exp_avg_sq"].to(device=param.device, dtype=param.dtype),
-        }
+                lists["params"].append(param)
+                lists["grads"].append(grad)
+                lists["exp_avg"].append(state["exp_avg"])
+                lists["exp_avg_sq"].append(state["exp_avg_sq"])
+                lists["step"].append(state["step"])
+                continue
+            pair = entry.pair
+            lists["B"].append(param)
+            lists["grad_B"].append(grad)
+            lists["exp_avg_B"].append(state["exp_avg"])
+            lists["exp_avg_sq_B"].append(state["exp_avg_sq"])
+            lists["projection"].append(entry.projection.matrix(pair.name, pair.A, param, pair.scaling, grad,
+                                                               projection, pinv_delta))
+            lists["scaling"].append(pair.scaling)
+            lists["step_B"].append(state["step"])
+        return lists, new_states
