@@ -1,6 +1,7 @@
 // Optimizer step for many LoRA layers: what one step of each optimizer costs, and the state it keeps.
 //
 //   lorafa_exact / lorafa_peft_bf16   LoRA-FA (A frozen, B projected) in its two precision modes
+//   lorafa_exact_skip_nonfinite       kExact with the non-finite guard on (what the guard costs)
 //   hf_adamw_b_only                   the floor: HF-AdamW on B alone (what LoRA-FA adds to is this)
 //   hf_adamw_a_and_b                  what standard LoRA pays: HF-AdamW on A and B
 //   torch_adamw_a_and_b               torch::optim::AdamW on A and B
@@ -85,11 +86,12 @@ double ProjectionFlops(const benchmark::State& state, const std::vector<torch::T
   return 2.0 * static_cast<double>(state.range(0) * Numel(B));
 }
 
-void BM_lorafa(benchmark::State& state, c10::Device device, Projection projection) {
+void BM_lorafa(benchmark::State& state, c10::Device device, Projection projection, bool skip_nonfinite) {
   LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
   std::vector<LoraPair> pairs;
   for (size_t i = 0; i < layers.A.size(); ++i) pairs.push_back({std::to_string(i), layers.A[i], layers.B[i], layers.scaling});
-  LoraFAOptimizer optimizer(pairs, {}, LoraFAOptions(kLearningRate).projection(projection));
+  LoraFAOptimizer optimizer(pairs, {},
+                            LoraFAOptions(kLearningRate).projection(projection).skip_nonfinite(skip_nonfinite));
   TimeSteps(state, optimizer, device, Numel(layers.B));
   state.counters["step_bytes"] = StepBytes(layers.B);
   state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
@@ -235,8 +237,9 @@ void Register(const BenchmarkContext& context) {
   if (context.device.is_cuda() && context.preset != "smoke") layer_counts.push_back(224);
   const c10::Device device = context.device;
   std::vector<benchmark::internal::Benchmark*> all = {
-      benchmark::RegisterBenchmark("lorafa_exact", BM_lorafa, device, Projection::kExact),
-      benchmark::RegisterBenchmark("lorafa_peft_bf16", BM_lorafa, device, Projection::kPeftBf16),
+      benchmark::RegisterBenchmark("lorafa_exact", BM_lorafa, device, Projection::kExact, false),
+      benchmark::RegisterBenchmark("lorafa_peft_bf16", BM_lorafa, device, Projection::kPeftBf16, false),
+      benchmark::RegisterBenchmark("lorafa_exact_skip_nonfinite", BM_lorafa, device, Projection::kExact, true),
       benchmark::RegisterBenchmark("hf_adamw_b_only", BM_hf_adamw, device, false),
       benchmark::RegisterBenchmark("hf_adamw_a_and_b", BM_hf_adamw, device, true),
       benchmark::RegisterBenchmark("torch_adamw_a_and_b", BM_torch_adamw_a_and_b, device),

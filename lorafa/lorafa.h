@@ -8,6 +8,7 @@
 //   PairByName                       (lorafa/pairing.h)
 #pragma once
 
+#include "lorafa/checkpoint.h"
 #include "lorafa/create.h"
 #include "lorafa/lora_embedding.h"
 #include "lorafa/lora_linear.h"

@@ -8,6 +8,7 @@
 #include <torch/optim/serialize.h>
 
 #include "lorafa/step.h"
+#include "lorafa/version.h"
 
 namespace lorafa {
 namespace {
@@ -71,22 +72,35 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
     loss = closure();
   }
 
-  for (auto& group : param_groups_) {
+  // Everything that can throw or skip — a sparse gradient, a pseudo-inverse to (re)compute, a
+  // non-finite gradient under skip_nonfinite — is settled for every group before any state changes.
+  std::vector<std::vector<torch::Tensor>> projections(param_groups_.size());
+  std::vector<std::vector<const LoraPair*>> pair_of(param_groups_.size());
+  std::vector<torch::Tensor> guarded_grads;
+  for (size_t g = 0; g < param_groups_.size(); ++g) {
+    const auto& group = param_groups_[g];
     const auto& options = static_cast<const LoraFAOptions&>(group.options());
-    // Everything that can throw — a sparse gradient, a pseudo-inverse to (re)compute — happens for
-    // every parameter before any state changes.
-    std::vector<torch::Tensor> projections(group.params().size());
-    std::vector<const LoraPair*> pair_of(group.params().size(), nullptr);
+    projections[g].resize(group.params().size());
+    pair_of[g].assign(group.params().size(), nullptr);
     for (size_t i = 0; i < group.params().size(); ++i) {
       const torch::Tensor& grad = group.params()[i].grad();
       if (!grad.defined()) continue;  // includes a B without gradient, where PEFT raises
       TORCH_CHECK_VALUE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
+      if (options.skip_nonfinite()) guarded_grads.push_back(grad);
       auto pair = pair_index_of_B_.find(group.params()[i].unsafeGetTensorImpl());
       if (pair == pair_index_of_B_.end()) continue;
-      pair_of[i] = &pairs_[pair->second];
-      projections[i] = projections_[pair->second].Matrix(pairs_[pair->second], grad.scalar_type(),
-                                                         options.projection(), options.pinv_delta());
+      pair_of[g][i] = &pairs_[pair->second];
+      projections[g][i] = projections_[pair->second].Matrix(pairs_[pair->second], grad.scalar_type(),
+                                                            options.projection(), options.pinv_delta());
     }
+  }
+  if (!GradientsAreFinite(guarded_grads)) {
+    ++skipped_steps_;
+    return loss;
+  }
+
+  for (size_t g = 0; g < param_groups_.size(); ++g) {
+    auto& group = param_groups_[g];
     LoraFAStepLists lists;
     for (size_t i = 0; i < group.params().size(); ++i) {
       torch::Tensor& param = group.params()[i];
@@ -94,7 +108,7 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
       if (!grad.defined()) continue;
       LoraFAParamState& state = StateFor(param);
       state.step(state.step() + 1);
-      if (pair_of[i] == nullptr) {
+      if (pair_of[g][i] == nullptr) {
         lists.params.push_back(param);
         lists.grads.push_back(grad);
         lists.exp_avg.push_back(state.exp_avg());
@@ -106,11 +120,11 @@ torch::Tensor LoraFAOptimizer::step(LossClosure closure) {
       lists.grad_B.push_back(grad);
       lists.exp_avg_B.push_back(state.exp_avg());
       lists.exp_avg_sq_B.push_back(state.exp_avg_sq());
-      lists.projection.push_back(projections[i]);
-      lists.scaling.push_back(pair_of[i]->scaling);
+      lists.projection.push_back(projections[g][i]);
+      lists.scaling.push_back(pair_of[g][i]->scaling);
       lists.step_B.push_back(state.step());
     }
-    LoraFAStep(lists, options);
+    LoraFAStep(lists, static_cast<const LoraFAOptions&>(group.options()));
   }
   return loss;
 }
@@ -121,7 +135,43 @@ const LoraFAParamState* LoraFAOptimizer::pair_state(size_t index) const {
 }
 
 void LoraFAOptimizer::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("lorafa/format_version", c10::IValue(kCheckpointFormat));
+  archive.write("lorafa/version", c10::IValue(std::string(kVersion)));
+  archive.write("lorafa/skipped_steps", c10::IValue(skipped_steps_));
+  archive.write("lorafa/checksum", c10::IValue(static_cast<int64_t>(StateChecksum())));
   torch::optim::serialize<LoraFAParamState, LoraFAOptions>(archive, *this);
+}
+
+uint64_t LoraFAOptimizer::StateChecksum() const {
+  // By hand: the kept libraries' hashes are salted per process (absl::Hash) or not exported (torch's
+  // miniz crc32), and a checksum must be the same in the process that reads the file.
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits
+  auto mix = [&hash](const void* data, size_t size) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 1099511628211ull;
+  };
+  for (const auto& group : param_groups_) {
+    const auto& options = static_cast<const LoraFAOptions&>(group.options());
+    const auto [beta1, beta2] = options.betas();
+    for (double value : {options.lr(), beta1, beta2, options.eps(), options.weight_decay(), options.pinv_delta()}) {
+      mix(&value, sizeof value);
+    }
+    for (bool flag : {options.correct_bias(), options.skip_nonfinite()}) mix(&flag, sizeof flag);
+    const int64_t projection = static_cast<int64_t>(options.projection());
+    mix(&projection, sizeof projection);
+    for (const torch::Tensor& param : group.params()) {
+      auto it = state_.find(param.unsafeGetTensorImpl());
+      if (it == state_.end()) continue;
+      const auto& state = static_cast<const LoraFAParamState&>(*it->second);
+      const int64_t step = state.step();
+      mix(&step, sizeof step);
+      for (const torch::Tensor& moment : {state.exp_avg(), state.exp_avg_sq()}) {
+        const torch::Tensor bytes = moment.contiguous().cpu();
+        mix(bytes.data_ptr(), bytes.nbytes());
+      }
+    }
+  }
+  return hash;
 }
 
 void LoraFAOptimizer::ValidateLoadedState() const {
@@ -143,11 +193,27 @@ void LoraFAOptimizer::ValidateLoadedState() const {
 }
 
 void LoraFAOptimizer::load(torch::serialize::InputArchive& archive) {
+  c10::IValue format(int64_t{0}), writer(std::string("before 0.1.0")), skipped(int64_t{0});
+  if (archive.try_read("lorafa/format_version", format)) archive.try_read("lorafa/version", writer);
+  TORCH_CHECK_VALUE(format.isInt() && format.toInt() >= 0 && format.toInt() <= kCheckpointFormat,
+                    "this checkpoint has lorafa format version ", format, " (written by lorafa ",
+                    writer.isString() ? writer.toStringRef() : std::string("of unknown version"), "); lorafa ",
+                    kVersion, " reads formats 0 to ", kCheckpointFormat);
+  archive.try_read("lorafa/skipped_steps", skipped);
+  TORCH_CHECK_VALUE(skipped.isInt() && skipped.toInt() >= 0, "loaded skipped-step count is not a count: ", skipped);
+  c10::IValue checksum;
+  const bool has_checksum = archive.try_read("lorafa/checksum", checksum);
+  TORCH_CHECK_VALUE(format.toInt() == 0 || (has_checksum && checksum.isInt()),
+                    "this checkpoint (format ", format, ") has no state checksum: it is damaged");
+
   // Read into a copy first, so a bad archive leaves this optimizer exactly as it was.
   LoraFAOptimizer loaded(CopyStructureTag{}, *this);
   torch::optim::serialize<LoraFAParamState, LoraFAOptions>(archive, loaded);
   loaded.ValidateLoadedState();
+  TORCH_CHECK_VALUE(!has_checksum || static_cast<uint64_t>(checksum.toInt()) == loaded.StateChecksum(),
+                    "the checkpoint's options and state do not match its checksum: the file is damaged");
 
+  skipped_steps_ = skipped.toInt();
   state_ = std::move(loaded.state_);
   for (size_t i = 0; i < param_groups_.size(); ++i) {
     param_groups_[i].set_options(loaded.param_groups_[i].options().clone());

@@ -50,11 +50,18 @@ class LoraFAOptimizer : public torch::optim::Optimizer {
   // gradient. Returns the closure's loss, or an undefined tensor.
   torch::Tensor step(LossClosure closure = nullptr) override;
 
-  // torch::serialize format: the parameter groups' options and each parameter's state, by position.
+  // torch::serialize format: the parameter groups' options and each parameter's state, by position,
+  // with the checkpoint format version (kCheckpointFormat), the lorafa version that wrote it, the
+  // skipped-step count and a checksum of the options and state (torch's archive checks no contents).
   void save(torch::serialize::OutputArchive& archive) const override;
   // Reads an archive written by save() for an optimizer with the same parameters. Throws and leaves
-  // this optimizer unchanged if the archive does not fit (missing keys, shapes, invalid options).
+  // this optimizer unchanged if the archive does not fit (missing keys, shapes, invalid options, a
+  // format version this lorafa does not read — named with the version that wrote it) or its contents
+  // do not match their checksum.
   void load(torch::serialize::InputArchive& archive) override;
+
+  // Steps skipped by LoraFAOptions::skip_nonfinite since construction (or as loaded).
+  int64_t skipped_steps() const { return skipped_steps_; }
 
   const std::vector<LoraPair>& pairs() const { return pairs_; }
   // The pair state of pair `index`, or nullptr before its first step.
@@ -70,10 +77,17 @@ class LoraFAOptimizer : public torch::optim::Optimizer {
   // The state of `param`, created as zeros on first use and moved to param's device and dtype.
   LoraFAParamState& StateFor(const torch::Tensor& param);
   void ValidateLoadedState() const;
+  // FNV-1a over every group's options and every state's step and moment bytes, in parameter order.
+  uint64_t StateChecksum() const;
 
   std::vector<LoraPair> pairs_;
   std::vector<internal::CachedProjection> projections_;
   std::unordered_map<const c10::TensorImpl*, size_t> pair_index_of_B_;
+  int64_t skipped_steps_ = 0;
 };
+
+// The layout save() writes. Archives without a version are format 0: the same layout, before the
+// version, the skipped-step count and the checksum were written.
+inline constexpr int64_t kCheckpointFormat = 1;
 
 }  // namespace lorafa

@@ -15,7 +15,8 @@ void LoraFAOptions::set_lr(double lr) { this->lr(lr); }
 bool operator==(const LoraFAOptions& lhs, const LoraFAOptions& rhs) {
   return lhs.lr() == rhs.lr() && lhs.betas() == rhs.betas() && lhs.eps() == rhs.eps() &&
          lhs.weight_decay() == rhs.weight_decay() && lhs.correct_bias() == rhs.correct_bias() &&
-         lhs.pinv_delta() == rhs.pinv_delta() && lhs.projection() == rhs.projection();
+         lhs.pinv_delta() == rhs.pinv_delta() && lhs.projection() == rhs.projection() &&
+         lhs.skip_nonfinite() == rhs.skip_nonfinite();
 }
 
 void LoraFAOptions::serialize(torch::serialize::OutputArchive& archive) const {
@@ -27,6 +28,7 @@ void LoraFAOptions::serialize(torch::serialize::OutputArchive& archive) const {
   archive.write("correct_bias", correct_bias());
   archive.write("pinv_delta", pinv_delta());
   archive.write("projection", static_cast<int64_t>(projection()));
+  archive.write("skip_nonfinite", skip_nonfinite());
 }
 
 void LoraFAOptions::serialize(torch::serialize::InputArchive& archive) {
@@ -50,6 +52,8 @@ void LoraFAOptions::serialize(torch::serialize::InputArchive& archive) {
   TORCH_CHECK_VALUE(projection_code == 0 || projection_code == 1,
                     "Invalid projection code in archive: ", projection_code);
   projection(static_cast<Projection>(projection_code));
+  // Absent from archives written before the option existed: PEFT's behaviour, as then.
+  skip_nonfinite(archive.try_read("skip_nonfinite", value) ? value.toBool() : false);
 }
 
 void ValidateOptions(const LoraFAOptions& options) {

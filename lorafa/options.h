@@ -34,6 +34,10 @@ struct LoraFAOptions : public torch::optim::OptimizerCloneableOptions<LoraFAOpti
   // δ in (A Aᵀ + δI)⁺; PEFT's constant.
   TORCH_ARG(double, pinv_delta) = 1e-8;
   TORCH_ARG(Projection, projection) = Projection::kExact;
+  // When true, a step whose gradients (any B's or other parameter's) hold NaN or Inf changes nothing —
+  // no parameter, moment or step count — and is counted as skipped. False is PEFT's behaviour: one such
+  // step turns B and its moments into NaN for the rest of the run.
+  TORCH_ARG(bool, skip_nonfinite) = false;
 
  public:
   void serialize(torch::serialize::InputArchive& archive) override;

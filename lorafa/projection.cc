@@ -2,10 +2,12 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/eye.h>
+#include <ATen/ops/isfinite.h>
 #include <ATen/ops/linalg_pinv.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/mul.h>
+#include <c10/util/Exception.h>
 
 #include "lorafa/python_scalar.h"
 
@@ -88,6 +90,9 @@ const at::Tensor& CachedProjection::Matrix(const LoraPair& pair, at::ScalarType 
                                            double delta) {
   // Checked on every step, so without allocating.
   if (!IsCurrent(pair, grad_dtype, mode, delta)) {
+    // A NaN or Inf in A would make every later update of this pair's B NaN, without a word.
+    TORCH_CHECK_VALUE(at::isfinite(pair.A).all().item<bool>(), "LoRA pair '", pair.name,
+                      "': A holds NaN or Inf, so its pseudo-inverse (A Aᵀ + δI)⁺ cannot be computed");
     cached_ = mode == Projection::kExact ? ExactScaledPinv(pair, grad_dtype, delta) : PeftPinv(pair, delta);
     source_ = {pair.A.data_ptr(), pair.A._version(), pair.A.sizes().vec(), pair.A.device(), grad_dtype,
                delta, pair.scaling, mode};

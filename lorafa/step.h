@@ -42,4 +42,9 @@ enum class StepKernel {
 // c10::ValueError before changing anything if the lists' lengths disagree.
 void LoraFAStep(const LoraFAStepLists& lists, const LoraFAOptions& options, StepKernel kernel = StepKernel::kFused);
 
+// The guard of LoraFAOptions::skip_nonfinite: true when no gradient holds NaN or Inf. A front end
+// calls it on every gradient of the step (raw g_B, not ĝ) before it touches any state, and skips the
+// step when it is false. One max-abs reduction per tensor (torch's _foreach_norm) and one sync.
+bool GradientsAreFinite(const std::vector<at::Tensor>& grads);
+
 }  // namespace lorafa

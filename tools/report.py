@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 OPTIMIZERS = [
     ("lorafa_exact", "lorafa LoRA-FA (kExact)"),
     ("lorafa_peft_bf16", "lorafa LoRA-FA (kPeftBf16)"),
+    ("lorafa_exact_skip_nonfinite", "lorafa kExact + skip_nonfinite"),
     ("hf_adamw_b_only", "HF-AdamW on B only"),
     ("hf_adamw_a_and_b", "HF-AdamW on A and B (LoRA)"),
     ("torch_adamw_a_and_b", "torch::optim::AdamW on A and B"),
@@ -105,6 +106,8 @@ def optimizer_tables(runs, lines, derived):
             "lorafa_over_fused_a_and_b": lorafa / fused_ab if lorafa and fused_ab else None,
             "lorafa_over_fused_b_only": lorafa / fused_b if lorafa and fused_b else None,
             "peft_speedup": peft / lorafa if lorafa and peft else None,
+            "guard_cost": times["lorafa_exact_skip_nonfinite"] / lorafa
+            if lorafa and "lorafa_exact_skip_nonfinite" in times else None,
             "roofline_us": roofline,
             "memory_plus_gemm_us": memory_us + gemm_us if roofline else None,
             "roofline_fraction": roofline / lorafa if roofline and lorafa else None,
@@ -280,6 +283,10 @@ def claims(derived, lines, device):
             holds = row["lorafa_over_fused_a_and_b"] <= 0.55 and bandwidth >= 0.70
             lines.append(f"| goal (GPU, width 4096, 224 pairs, r = {row['r']}): ≤ 0.55× torch fused AdamW on A and B, "
                          f"≥ 70% of copy bandwidth | {row['lorafa_over_fused_a_and_b']:.2f}x, {100 * bandwidth:.0f}% | {verdict(holds)} |")
+    guard = [row["guard_cost"] for row in steps if row.get("guard_cost") and row["layers"] >= 32]
+    if guard:
+        lines.append(f"| cost of skip_nonfinite (step time with the guard / without, 32-layer cases) | "
+                     f"{min(guard):.2f}–{max(guard):.2f}x | measured, no goal |")
     below = [row["lorafa_over_lora_adamw"] for row in steps if row["lorafa_over_lora_adamw"]]
     if below:
         lines.append(f"| goal: lorafa step well below HF-AdamW on A and B | {min(below):.2f}–{max(below):.2f}x | "

@@ -36,6 +36,7 @@ LoraFAOptions MakeOptions(const py::dict& group) {
       .weight_decay(group["weight_decay"].cast<double>())
       .correct_bias(group["correct_bias"].cast<bool>())
       .pinv_delta(group["pinv_delta"].cast<double>())
+      .skip_nonfinite(group.contains("skip_nonfinite") && group["skip_nonfinite"].cast<bool>())
       .projection(ParseProjection(group["projection"].cast<std::string>()));
   ValidateOptions(options);
   return options;
@@ -125,6 +126,7 @@ PYBIND11_MODULE(_C, m) {
       .def("matrix", &lorafa::PairProjection::Matrix, py::arg("name"), py::arg("A"), py::arg("B"), py::arg("scaling"),
            py::arg("grad_B"), py::arg("projection"), py::arg("pinv_delta"))
       .def_property_readonly("pinv_computations", &lorafa::PairProjection::pinv_computations);
+  m.def("gradients_are_finite", &lorafa::GradientsAreFinite, py::arg("grads"));
   m.def("validate_options", [](const py::dict& group) { lorafa::MakeOptions(group); }, py::arg("group"));
   m.def("validate_pairs", &lorafa::ValidatePairList, py::arg("names"), py::arg("A"), py::arg("B"),
         py::arg("scalings"), py::arg("others"));

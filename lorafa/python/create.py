@@ -49,6 +49,7 @@ def create_lorafa_optimizer(
     correct_bias: bool = True,
     projection: str = "exact",
     pinv_delta: float = 1e-8,
+    skip_nonfinite: bool = False,
 ) -> LoraFAOptimizer:
     """LoRA-FA for every LoRA adapter in `model` (a PEFT model); freezes every A.
 
@@ -69,7 +70,7 @@ def create_lorafa_optimizer(
     trained = [p for p in model.parameters() if p.requires_grad and id(p) not in a_ids]
     optimizer = LoraFAOptimizer(trained, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                 correct_bias=correct_bias, projection=projection, pinv_delta=pinv_delta,
-                                lora_pairs=pairs)
+                                lora_pairs=pairs, skip_nonfinite=skip_nonfinite)
     for pair in pairs:
         pair.A.requires_grad_(False)
     return optimizer

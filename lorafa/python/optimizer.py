@@ -45,6 +45,8 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         product, bit for bit).
     The rest as HF-AdamW: lr, betas, eps, weight_decay (applied after the update), correct_bias.
     pinv_delta: δ in (A Aᵀ + δI)⁺.
+    skip_nonfinite: a step whose gradients hold NaN or Inf changes nothing and is counted in
+        `skipped_steps` (default False: PEFT's behaviour, where NaN spreads into B and its moments).
     Bad values raise ValueError / TypeError naming them, before anything changes.
     """
 
@@ -59,9 +61,10 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         projection: str = "exact",
         pinv_delta: float = 1e-8,
         lora_pairs: Optional[Sequence] = None,
+        skip_nonfinite: bool = False,
     ):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, correct_bias=correct_bias,
-                        projection=projection, pinv_delta=pinv_delta)
+                        projection=projection, pinv_delta=pinv_delta, skip_nonfinite=skip_nonfinite)
         _C.validate_options(defaults)
         super().__init__(params, defaults)
         for group in self.param_groups:
@@ -78,6 +81,7 @@ class LoraFAOptimizer(torch.optim.Optimizer):
             if id(pair.B) not in trained_ids:
                 raise ValueError(f"the B of LoRA pair '{pair.name}' is not among the optimizer's parameters")
         self._pairs = {id(pair.B): _PairEntry(pair, _C.PairProjection()) for pair in pairs}
+        self.skipped_steps = 0
 
     @property
     def lora_pairs(self):
@@ -96,6 +100,11 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         # Everything that can fail (a sparse gradient, a pseudo-inverse, a bad option) happens for every
         # group before any parameter or state changes; the C++ step counts each state's step up.
         plans = [self._plan(group) for group in self.param_groups]
+        guarded = [grad for group, (lists, _) in zip(self.param_groups, plans) if group.get("skip_nonfinite")
+                   for grad in lists["grad_B"] + lists["grads"]]
+        if not _C.gradients_are_finite(guarded):
+            self.skipped_steps += 1
+            return loss
         for group, (lists, new_states) in zip(self.param_groups, plans):
             _C.step(group, **lists)
             for param, state in new_states:

@@ -163,3 +163,24 @@ def test_state_follows_its_parameter_to_the_gpu():
             A.data = A.data.cuda()
     optimizer.step()
     assert all(optimizer.state[p]["exp_avg"].is_cuda for p in params)
+
+
+def test_skip_nonfinite_step_changes_nothing_and_is_counted():
+    params, pairs = make_problem()
+    twin_params, twin_pairs = make_problem()
+    optimizer = lorafa.LoraFAOptimizer(params, lr=1e-2, lora_pairs=pairs, skip_nonfinite=True)
+    twin = lorafa.LoraFAOptimizer(twin_params, lr=1e-2, lora_pairs=twin_pairs, skip_nonfinite=True)
+    optimizer.step()
+    twin.step()
+    before = snapshot(params, optimizer)
+    finite_grads = [p.grad.clone() for p in params]
+    params[0].grad[0, 0] = float("nan")
+    optimizer.step()
+    assert optimizer.skipped_steps == 1
+    assert_unchanged(before, params, optimizer)
+    for p, grad in zip(params, finite_grads):
+        p.grad = grad
+    optimizer.step()
+    twin.step()  # the twin never saw the bad step
+    for p, q in zip(params, twin_params):
+        assert torch.equal(p, q)
