@@ -142,6 +142,23 @@ void LoraFAOptimizer::save(torch::serialize::OutputArchive& archive) const {
   torch::optim::serialize<LoraFAParamState, LoraFAOptions>(archive, *this);
 }
 
+namespace {
+
+// Whether every element of `t`'s view lies inside its storage. A damaged archive can describe a view
+// (offset, strides) that reaches past the bytes it loaded; reading it would read other memory.
+bool ViewFitsInStorage(const torch::Tensor& t) {
+  if (t.numel() == 0) return true;
+  if (!t.has_storage() || t.storage_offset() < 0) return false;
+  int64_t last = t.storage_offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.stride(d) < 0) return false;
+    last += (t.size(d) - 1) * t.stride(d);
+  }
+  return (last + 1) * static_cast<int64_t>(t.element_size()) <= static_cast<int64_t>(t.storage().nbytes());
+}
+
+}  // namespace
+
 uint64_t LoraFAOptimizer::StateChecksum() const {
   // By hand: the kept libraries' hashes are salted per process (absl::Hash) or not exported (torch's
   // miniz crc32), and a checksum must be the same in the process that reads the file.
@@ -187,6 +204,12 @@ void LoraFAOptimizer::ValidateLoadedState() const {
                           "loaded optimizer state has shape ",
                           moment.defined() ? moment.sizes() : c10::IntArrayRef{},
                           " for a parameter of shape ", param.sizes());
+        TORCH_CHECK_VALUE(moment.is_floating_point(), "loaded optimizer state has dtype ", moment.scalar_type(),
+                          ", not a floating-point moment");
+        TORCH_CHECK_VALUE(ViewFitsInStorage(moment), "loaded optimizer state describes a view of ", moment.sizes(),
+                          " at offset ", moment.storage_offset(), " with strides ", moment.strides(),
+                          " that reaches past its ", moment.has_storage() ? moment.storage().nbytes() : 0,
+                          "-byte storage: the archive is damaged");
       }
     }
   }
