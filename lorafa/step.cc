@@ -1,11 +1,6 @@
 #include "lorafa/step.h"
 
-#include <limits>
 #include <optional>
-
-#include <ATen/ops/_foreach_norm.h>
-#include <ATen/ops/isfinite.h>
-#include <ATen/ops/stack.h>
 
 #include <c10/util/Exception.h>
 
@@ -124,14 +119,3 @@ void LoraFAStep(const LoraFAStepLists& lists, const LoraFAOptions& options, Step
 
 }  // namespace lorafa
 
-namespace lorafa {
-
-bool GradientsAreFinite(const std::vector<at::Tensor>& grads) {
-  if (grads.empty()) return true;
-  // ‖g‖∞ is NaN or Inf exactly when g holds one (max propagates NaN). In float: the stack needs one dtype.
-  std::vector<at::Tensor> norms = at::_foreach_norm(grads, std::numeric_limits<double>::infinity());
-  for (at::Tensor& norm : norms) norm = norm.to(at::kFloat);
-  return at::isfinite(at::stack(norms)).all().item<bool>();
-}
-
-}  // namespace lorafa

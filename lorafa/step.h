@@ -44,7 +44,7 @@ void LoraFAStep(const LoraFAStepLists& lists, const LoraFAOptions& options, Step
 
 // The guard of LoraFAOptions::skip_nonfinite: true when no gradient holds NaN or Inf. A front end
 // calls it on every gradient of the step (raw g_B, not ĝ) before it touches any state, and skips the
-// step when it is false. One max-abs reduction per tensor (torch's _foreach_norm) and one sync.
+// step when it is false. One read of every gradient (lorafa/gradients_are_finite.cc).
 bool GradientsAreFinite(const std::vector<at::Tensor>& grads);
 
 }  // namespace lorafa
