@@ -6,6 +6,7 @@
 // 32-pair step at r = 8 six times slower. Other tensors (CUDA, strided) go through ATen's isfinite.
 #include <atomic>
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -33,56 +34,47 @@ __attribute__((optimize("O3"))) bool AnyAllOnesExponent(const void* data, int64_
   return false;
 }
 
-// What a scan by bits found; other dtypes are left to ATen.
-enum class Scan { kFinite, kNonfinite, kNeedsATen };
+using Scanner = bool (*)(const void* data, int64_t n);
 
-Scan ScanContiguousCpu(const at::Tensor& t) {
-  const void* data = t.const_data_ptr();
-  const int64_t n = t.numel();
-  bool nonfinite = false;
-  switch (t.scalar_type()) {
+// The bit scan for `dtype`, or nullptr where ATen must check.
+Scanner ScannerFor(at::ScalarType dtype) {
+  switch (dtype) {
     case at::kFloat:
-      nonfinite = AnyAllOnesExponent<uint32_t, 0x7f800000u>(data, n);
-      break;
+      return &AnyAllOnesExponent<uint32_t, 0x7f800000u>;
     case at::kDouble:
-      nonfinite = AnyAllOnesExponent<uint64_t, 0x7ff0000000000000ull>(data, n);
-      break;
+      return &AnyAllOnesExponent<uint64_t, 0x7ff0000000000000ull>;
     case at::kBFloat16:
-      nonfinite = AnyAllOnesExponent<uint16_t, 0x7f80u>(data, n);
-      break;
+      return &AnyAllOnesExponent<uint16_t, 0x7f80u>;
     case at::kHalf:
-      nonfinite = AnyAllOnesExponent<uint16_t, 0x7c00u>(data, n);
-      break;
+      return &AnyAllOnesExponent<uint16_t, 0x7c00u>;
     default:
-      return Scan::kNeedsATen;
+      return nullptr;
   }
-  return nonfinite ? Scan::kNonfinite : Scan::kFinite;
 }
 
 }  // namespace
 
 bool GradientsAreFinite(const std::vector<at::Tensor>& grads) {
-  std::vector<at::Tensor> scanned, by_aten;
+  std::vector<at::Tensor> scanned;
+  std::unordered_map<c10::Device, std::vector<at::Tensor>> by_aten;  // per device: isfinite(g).all()
   for (const at::Tensor& grad : grads) {
-    (grad.is_cpu() && grad.is_contiguous() ? scanned : by_aten).push_back(grad);
+    if (grad.is_cpu() && grad.is_contiguous() && ScannerFor(grad.scalar_type()) != nullptr) {
+      scanned.push_back(grad);
+    } else {
+      by_aten[grad.device()].push_back(at::isfinite(grad).all());
+    }
   }
   std::atomic<bool> nonfinite{false};
-  std::vector<char> needs_aten(scanned.size(), 0);
   at::parallel_for(0, static_cast<int64_t>(scanned.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const Scan scan = ScanContiguousCpu(scanned[i]);
-      if (scan == Scan::kNonfinite) nonfinite = true;
-      needs_aten[i] = scan == Scan::kNeedsATen;
+      if (ScannerFor(scanned[i].scalar_type())(scanned[i].const_data_ptr(), scanned[i].numel())) nonfinite = true;
     }
   });
   if (nonfinite) return false;
-  for (size_t i = 0; i < scanned.size(); ++i) {
-    if (needs_aten[i]) by_aten.push_back(scanned[i]);
+  for (const auto& [device, all_finite] : by_aten) {
+    if (!at::stack(all_finite).all().item<bool>()) return false;  // one sync per device
   }
-  if (by_aten.empty()) return true;
-  std::vector<at::Tensor> all_finite;
-  for (const at::Tensor& grad : by_aten) all_finite.push_back(at::isfinite(grad).all());
-  return at::stack(all_finite).all().item<bool>();  // one sync for every device
+  return true;
 }
 
 }  // namespace lorafa
