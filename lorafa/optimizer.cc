@@ -134,6 +134,26 @@ const LoraFAParamState* LoraFAOptimizer::pair_state(size_t index) const {
   return it == state_.end() ? nullptr : static_cast<const LoraFAParamState*>(it->second.get());
 }
 
+std::vector<torch::Tensor> LoraFAOptimizer::other_params() const {
+  std::vector<torch::Tensor> others;
+  for (const auto& group : param_groups_) {
+    for (const torch::Tensor& param : group.params()) {
+      if (pair_index_of_B_.count(param.unsafeGetTensorImpl()) == 0) others.push_back(param);
+    }
+  }
+  return others;
+}
+
+int64_t LoraFAOptimizer::state_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& [param, state] : state_) {
+    const auto& moments = static_cast<const LoraFAParamState&>(*state);
+    bytes += static_cast<int64_t>(moments.exp_avg().nbytes() + moments.exp_avg_sq().nbytes());
+  }
+  for (const internal::CachedProjection& projection : projections_) bytes += projection.cached_bytes();
+  return bytes;
+}
+
 void LoraFAOptimizer::save(torch::serialize::OutputArchive& archive) const {
   archive.write("lorafa/format_version", c10::IValue(kCheckpointFormat));
   archive.write("lorafa/version", c10::IValue(std::string(kVersion)));

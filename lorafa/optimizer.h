@@ -64,6 +64,10 @@ class LoraFAOptimizer : public torch::optim::Optimizer {
   int64_t skipped_steps() const { return skipped_steps_; }
 
   const std::vector<LoraPair>& pairs() const { return pairs_; }
+  // Every parameter of every group that is not a pair's B, in order: the plain HF-AdamW ones.
+  std::vector<torch::Tensor> other_params() const;
+  // Bytes of optimizer state this optimizer holds: every moment and every cached projection matrix.
+  int64_t state_bytes() const;
   // The pair state of pair `index`, or nullptr before its first step.
   const LoraFAParamState* pair_state(size_t index) const;
   // How often pair `index` computed its pseudo-inverse so far.

@@ -33,6 +33,8 @@ class CachedProjection {
 
   // How many times the pseudo-inverse was computed (for tests of the cache).
   int64_t pinv_computations() const { return pinv_computations_; }
+  // Bytes of the cached matrix (0 before the first step).
+  int64_t cached_bytes() const { return cached_.defined() ? static_cast<int64_t>(cached_.nbytes()) : 0; }
 
  private:
   // What the cached matrix was computed from; any difference means recompute.

@@ -21,6 +21,7 @@ debian_packages=(
   librapidcheck-dev        # property-based tests (static librapidcheck.a + rapidcheck/gtest.h)
   libeigen3-dev            # the float64 reference's linear algebra
   patchelf                 # //tools:gpu_bundle points the bundled binaries' RUNPATH into the bundle
+  libgloo-dev              # headers for c10d's Gloo process group (lorafa/distributed); torch carries the code
 )
 
 missing=()

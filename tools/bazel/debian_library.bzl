@@ -87,3 +87,11 @@ def debian_libraries():
         check_headers = ["eigen3/Eigen/Dense"],
         include_dir = "/usr/include/eigen3",
     )
+    # Gloo's headers only: c10d's ProcessGroupGloo.hpp includes them; the Gloo code itself is inside
+    # the torch wheel's libtorch_cpu, so nothing is linked from the Debian package.
+    debian_library(
+        name = "gloo",
+        package = "libgloo-dev",
+        check_headers = ["gloo/context.h", "gloo/rendezvous/store.h", "gloo/transport/device.h"],
+        targets = {"headers": []},
+    )

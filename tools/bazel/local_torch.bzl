@@ -28,8 +28,18 @@ try:
             cuda_root = candidate
 except ImportError:
     pass
+# NCCL's header, from the nvidia-nccl wheel torch depends on (lorafa/distributed's NCCL group).
+nccl_include = ""
+try:
+    import nvidia.nccl
+    for base in nvidia.nccl.__path__:
+        if os.path.exists(os.path.join(base, "include", "nccl.h")):
+            nccl_include = os.path.join(base, "include")
+except ImportError:
+    pass
 print(json.dumps({
     "cuda_root": cuda_root,
+    "nccl_include": nccl_include,
     "torch_version": torch.__version__,
     "torch_cuda": torch.version.cuda or "",
     "torch_include": os.path.join(torch_dir, "include"),
@@ -109,6 +119,15 @@ cc_library(
     ],
 )
 
+# c10d's NCCL process group header and NCCL's own (lorafa/distributed:nccl); the code is in libtorch_cuda.
+cc_library(
+    name = "c10d_nccl",
+    hdrs = glob(["nccl/include/*.h"]),
+    includes = ["nccl/include"],
+    defines = ["USE_C10D_NCCL"],
+    deps = [":torch_cuda"],
+)
+
 # What an nvcc compile reads: torch's and CUDA's headers.
 filegroup(
     name = "cuda_compile_inputs",
@@ -168,6 +187,10 @@ def _local_torch_impl(rctx):
     rctx.file("python_executable", python + "\n")
     # For BUILD files that name Python-version-specific outputs (the wheel, its extension module).
     rctx.file("python_tags.bzl", _PYTHON_TAGS_BZL.format(**found))
+    if found["nccl_include"]:
+        rctx.symlink(found["nccl_include"], "nccl/include")
+    else:
+        rctx.file("nccl/include/.none", "")
     if found["cuda_root"]:
         rctx.symlink(found["cuda_root"], "cuda")
         rctx.file("nvcc", "#!/bin/sh\nexec '%s/bin/nvcc' \"$@\"\n" % found["cuda_root"], executable = True)
