@@ -26,6 +26,7 @@ BINARIES = [
     "lorafa/lorafa/reference_agreement_test",
     "lorafa/benchmarks/memory_meter_test",
     "lorafa/tools/parity_check",
+    "lorafa/tools/ddp_train",
     "lorafa/benchmarks/optimizer_step_benchmark",
     "lorafa/benchmarks/training_step_benchmark",
 ]

@@ -9,6 +9,7 @@
 #   a. CUDA correctness: the CUDA kernel's tests (vs the per-tensor path, the CPU kernel and the float64
 #      reference, state CPU → CUDA → CPU), the memory meter vs analytic sizes, parity_check --device=cuda
 #      (PEFT and lorafa both on the GPU). Without CUDA the tests say "no CUDA device" and the rest is skipped.
+#      Then ddp_train: 2 Gloo ranks on the CPU and, with a GPU, 1 NCCL rank.
 #   b. parity_check on the CPU: the release gate, proving the bundle is whole.
 #   c. the report: --device=cuda (cpu without CUDA), quick preset, then the llm preset if time is left.
 # OUTDIR gets at most 8 plain files: report.md, results.json, the charts and run.log.
@@ -121,6 +122,26 @@ if [ "${cuda}" = 1 ]; then
     --json_out="${work}/parity_cuda.json"
 else
   skip "a. parity_check --device=cuda" "no CUDA device"
+fi
+
+# Data parallel: `ddp_train` as WORLD ranks on this machine, which must end with the same parameters.
+ddp_train_ranks() {
+  local device="$1" world="$2" port rank pids=() status=0
+  port=$("${python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  for rank in $(seq 0 $((world - 1))); do
+    RANK=${rank} WORLD_SIZE=${world} LOCAL_RANK=${rank} MASTER_ADDR=127.0.0.1 MASTER_PORT=${port} \
+      "${binaries}/tools/ddp_train" --device="${device}" --steps=10 --timeout_s=60 > "${work}/ddp_${device}_${rank}.log" 2>&1 &
+    pids+=($!)
+  done
+  for rank in $(seq 0 $((world - 1))); do wait "${pids[${rank}]}" || status=1; done
+  cat "${work}"/ddp_"${device}"_*.log
+  [ "${status}" -eq 0 ] && [ "$(grep -ho 'checksum [0-9a-f]*' "${work}"/ddp_"${device}"_*.log | sort -u | wc -l)" -eq 1 ]
+}
+step "a. ddp_train (Gloo, 2 ranks on the CPU)" 60 ddp_train_ranks cpu 2
+if [ "${cuda}" = 1 ]; then
+  step "a. ddp_train --device=cuda (NCCL, 1 rank)" 120 ddp_train_ranks cuda 1
+else
+  skip "a. ddp_train --device=cuda" "no CUDA device"
 fi
 
 # --- b. the release gate on the CPU ---
