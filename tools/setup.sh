@@ -22,6 +22,7 @@ debian_packages=(
   libeigen3-dev            # the float64 reference's linear algebra
   patchelf                 # //tools:gpu_bundle points the bundled binaries' RUNPATH into the bundle
   libgloo-dev              # headers for c10d's Gloo process group (lorafa/distributed); torch carries the code
+  cmake                    # //tools:install_test builds a CMake project against the installed package
 )
 
 missing=()
