@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <limits>
+#include <optional>
+#include <string>
 
 #include <c10/util/Exception.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
