@@ -440,6 +440,40 @@ TEST(Buckets, GroupByDtypeAndCapBytes) {
   EXPECT_THROW(BucketIndices(tensors, 0), c10::ValueError);
 }
 
+// One rank in this process is enough for the checks that happen before any communication.
+c10::intrusive_ptr<c10d::ProcessGroup> SingleRankGroup() {
+  ProcessGroupOptions options;
+  options.gloo_hostname = "127.0.0.1";
+  return MakeProcessGroup(c10::make_intrusive<c10d::HashStore>(), 0, 1, options);
+}
+
+TEST(GradientSynchronizer, NamesAParameterWithoutGradientAndChangesNothing) {
+  Model model = MakeModel(7);
+  GradientSynchronizer sync(SingleRankGroup(), model.pairs(), model.others());
+  const auto [x, target] = Batch();
+  Backward(model, x, target);
+  model.B(2).mutable_grad().reset();  // as if this rank never used the third adapter
+  const torch::Tensor grad_before = model.B(0).grad().clone();
+  try {
+    sync.AverageGradients();
+    ADD_FAILURE() << "a missing gradient was accepted";
+  } catch (const c10::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("B of pair 'layer.third' has no gradient on rank 0"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(BitwiseEqual(model.B(0).grad(), grad_before)) << "a gradient changed before the error";
+}
+
+TEST(ShardedLoraFAOptimizer, RejectsBadOptionsNamingThem) {
+  Model model = MakeModel(7);
+  try {
+    ShardedLoraFAOptimizer(SingleRankGroup(), model.pairs(), model.others(), LoraFAOptions(-1e-3));
+    ADD_FAILURE() << "a negative learning rate was accepted";
+  } catch (const c10::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("-0.001"), std::string::npos) << e.what();
+  }
+}
+
 TEST(MakeProcessGroup, RejectsBadRankAndMissingNccl) {
   auto store = c10::make_intrusive<c10d::HashStore>();
   EXPECT_THROW(MakeProcessGroup(store, 2, 2, {}), c10::ValueError);
