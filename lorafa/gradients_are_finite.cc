@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -55,11 +56,13 @@ Scanner ScannerFor(at::ScalarType dtype) {
 }  // namespace
 
 bool GradientsAreFinite(const std::vector<at::Tensor>& grads) {
-  std::vector<at::Tensor> scanned;
+  if (grads.empty()) return true;  // no group asked for the guard: nothing to read
+  std::vector<std::pair<const at::Tensor*, Scanner>> scanned;
   std::unordered_map<c10::Device, std::vector<at::Tensor>> by_aten;  // per device: isfinite(g).all()
   for (const at::Tensor& grad : grads) {
-    if (grad.is_cpu() && grad.is_contiguous() && ScannerFor(grad.scalar_type()) != nullptr) {
-      scanned.push_back(grad);
+    const Scanner scanner = grad.is_cpu() && grad.is_contiguous() ? ScannerFor(grad.scalar_type()) : nullptr;
+    if (scanner != nullptr) {
+      scanned.emplace_back(&grad, scanner);
     } else {
       by_aten[grad.device()].push_back(at::isfinite(grad).all());
     }
@@ -67,7 +70,8 @@ bool GradientsAreFinite(const std::vector<at::Tensor>& grads) {
   std::atomic<bool> nonfinite{false};
   at::parallel_for(0, static_cast<int64_t>(scanned.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      if (ScannerFor(scanned[i].scalar_type())(scanned[i].const_data_ptr(), scanned[i].numel())) nonfinite = true;
+      const auto& [grad, scanner] = scanned[i];
+      if (scanner(grad->const_data_ptr(), grad->numel())) nonfinite = true;
     }
   });
   if (nonfinite) return false;

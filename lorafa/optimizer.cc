@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 #include <torch/optim/serialize.h>
 
+#include "lorafa/byte_checksum.h"
 #include "lorafa/step.h"
 #include "lorafa/version.h"
 
@@ -180,35 +181,25 @@ bool ViewFitsInStorage(const torch::Tensor& t) {
 }  // namespace
 
 uint64_t LoraFAOptimizer::StateChecksum() const {
-  // By hand: the kept libraries' hashes are salted per process (absl::Hash) or not exported (torch's
-  // miniz crc32), and a checksum must be the same in the process that reads the file.
-  uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits
-  auto mix = [&hash](const void* data, size_t size) {
-    const auto* bytes = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 1099511628211ull;
-  };
+  ByteChecksum checksum;
   for (const auto& group : param_groups_) {
     const auto& options = static_cast<const LoraFAOptions&>(group.options());
     const auto [beta1, beta2] = options.betas();
     for (double value : {options.lr(), beta1, beta2, options.eps(), options.weight_decay(), options.pinv_delta()}) {
-      mix(&value, sizeof value);
+      checksum.AddValue(value);
     }
-    for (bool flag : {options.correct_bias(), options.skip_nonfinite()}) mix(&flag, sizeof flag);
-    const int64_t projection = static_cast<int64_t>(options.projection());
-    mix(&projection, sizeof projection);
+    for (bool flag : {options.correct_bias(), options.skip_nonfinite()}) checksum.AddValue(flag);
+    checksum.AddValue(static_cast<int64_t>(options.projection()));
     for (const torch::Tensor& param : group.params()) {
       auto it = state_.find(param.unsafeGetTensorImpl());
       if (it == state_.end()) continue;
       const auto& state = static_cast<const LoraFAParamState&>(*it->second);
-      const int64_t step = state.step();
-      mix(&step, sizeof step);
-      for (const torch::Tensor& moment : {state.exp_avg(), state.exp_avg_sq()}) {
-        const torch::Tensor bytes = moment.contiguous().cpu();
-        mix(bytes.data_ptr(), bytes.nbytes());
-      }
+      checksum.AddValue(state.step());
+      checksum.Add(state.exp_avg());
+      checksum.Add(state.exp_avg_sq());
     }
   }
-  return hash;
+  return checksum.value();
 }
 
 void LoraFAOptimizer::ValidateLoadedState() const {

@@ -81,7 +81,7 @@ class LoraFAOptimizer : public torch::optim::Optimizer {
   // The state of `param`, created as zeros on first use and moved to param's device and dtype.
   LoraFAParamState& StateFor(const torch::Tensor& param);
   void ValidateLoadedState() const;
-  // FNV-1a over every group's options and every state's step and moment bytes, in parameter order.
+  // ByteChecksum over every group's options and every state's step and moment bytes, in parameter order.
   uint64_t StateChecksum() const;
 
   std::vector<LoraPair> pairs_;

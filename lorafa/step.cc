@@ -118,4 +118,3 @@ void LoraFAStep(const LoraFAStepLists& lists, const LoraFAOptions& options, Step
 }
 
 }  // namespace lorafa
-

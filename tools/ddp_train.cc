@@ -20,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "lorafa/byte_checksum.h"
 #include "lorafa/distributed/gradient_sync.h"
 #include "lorafa/distributed/process_group.h"
 #include "lorafa/distributed/sharded_optimizer.h"
@@ -67,18 +68,6 @@ struct Stack : torch::nn::Module {
   }
   std::vector<lorafa::LoraLinear> blocks;
 };
-
-// FNV-1a over the parameters' bytes: equal checksums mean bitwise-equal parameters. By hand because
-// the kept hashes are salted per process (absl::Hash) and this one must agree across processes.
-uint64_t Checksum(const std::vector<torch::Tensor>& tensors) {
-  uint64_t hash = 14695981039346656037ull;
-  for (const torch::Tensor& t : tensors) {
-    const torch::Tensor bytes = t.detach().contiguous().cpu();
-    const auto* data = static_cast<const unsigned char*>(bytes.data_ptr());
-    for (size_t i = 0; i < bytes.nbytes(); ++i) hash = (hash ^ data[i]) * 1099511628211ull;
-  }
-  return hash;
-}
 
 // c10's messages carry a backtrace after the first line; a failing rank says the first line.
 std::string FirstLine(const std::exception& error) {
@@ -169,9 +158,10 @@ int Train() {
     return 1;
   }
 
-  std::vector<torch::Tensor> trained;
+  // Equal checksums on every rank mean bitwise-equal trained parameters.
+  lorafa::ByteChecksum checksum;
   for (const auto& param : stack->parameters()) {
-    if (param.requires_grad()) trained.push_back(param);
+    if (param.requires_grad()) checksum.Add(param);
   }
   if (launch.rank == 0) {
     std::printf("bytes all-reduced per step: %lld (every B and other parameter); LoRA + AdamW would all-reduce "
@@ -182,7 +172,7 @@ int Train() {
   const int64_t state_bytes = sharded ? sharded->state_bytes() : plain->state_bytes();
   std::printf("rank %d: optimizer state %lld bytes%s; trained parameters checksum %016llx\n", launch.rank,
               static_cast<long long>(state_bytes), sharded ? " (ZeRO-1 share)" : "",
-              static_cast<unsigned long long>(Checksum(trained)));
+              static_cast<unsigned long long>(checksum.value()));
   return 0;
 }
 

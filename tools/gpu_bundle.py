@@ -44,13 +44,13 @@ LIMIT_BYTES = 48 << 20
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="the bundle's folder (replaced if it exists)")
     parser.add_argument("--runfiles", required=True, help="the runfiles tree that holds the binaries")
     args = parser.parse_args()
     if shutil.which("patchelf") is None:
         sys.exit("gpu_bundle: patchelf is missing; run tools/setup.sh")
 
-    out = os.path.abspath(args.out)
+    out = os.path.abspath(os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), args.out))
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(os.path.join(out, "lib", "python"))

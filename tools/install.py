@@ -71,7 +71,8 @@ def main():
     parser.add_argument("--runfiles", required=True)
     parser.add_argument("--prefix", required=True)
     args = parser.parse_args()
-    runfiles, prefix = args.runfiles, os.path.abspath(args.prefix)
+    runfiles = args.runfiles
+    prefix = os.path.abspath(os.path.join(os.environ.get("BUILD_WORKING_DIRECTORY", ""), args.prefix))
     with open(os.path.join(runfiles, FACTS)) as f:
         facts = json.load(f)
 
@@ -88,7 +89,7 @@ def main():
     shutil.copyfile(os.path.join(runfiles, LIBRARY), library)
     os.chmod(library, 0o755)
     # LibTorch (and the CUDA runtime) come from the torch the application links; the rest travels here.
-    carried = libraries_to_carry([library], skip=lambda soname: soname.startswith(("libtorch", "libc10")))
+    carried = libraries_to_carry([library])
     needs = needed(library)
     for soname, path in sorted(carried.items()):
         destination = os.path.join(lib, soname)

@@ -35,19 +35,46 @@ std::vector<std::vector<size_t>> BucketIndices(const std::vector<at::Tensor>& te
   return buckets;
 }
 
-int64_t ThroughFlatBuffer(const std::vector<at::Tensor>& tensors, const std::function<void(at::Tensor&)>& communicate,
-                          bool write_back) {
-  if (tensors.empty()) return 0;
-  at::Tensor flat = torch::utils::flatten_dense_tensors(tensors);
-  communicate(flat);
-  if (write_back) {
-    const std::vector<at::Tensor> pieces = torch::utils::unflatten_dense_tensors(flat, tensors);
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      at::Tensor target = tensors[i];  // a handle; copy_ writes the tensor's own storage
-      target.copy_(pieces[i]);
-    }
+namespace {
+
+// Copies the bucket's tensors into one flat buffer, lets `communicate` work on it in place, and copies
+// the result back into every tensor unless `write_back` is false.
+template <typename Communicate>
+void ThroughFlatBuffer(const std::vector<at::Tensor>& tensors, const std::vector<size_t>& bucket,
+                       Communicate communicate, bool write_back = true) {
+  std::vector<at::Tensor> members;
+  members.reserve(bucket.size());
+  for (size_t i : bucket) members.push_back(tensors[i]);
+  at::Tensor flat = torch::utils::flatten_dense_tensors(members);
+  std::vector<at::Tensor> message{flat};
+  communicate(message);
+  if (!write_back) return;
+  const std::vector<at::Tensor> pieces = torch::utils::unflatten_dense_tensors(flat, members);
+  for (size_t i = 0; i < members.size(); ++i) members[i].copy_(pieces[i]);  // writes the tensor's own storage
+}
+
+}  // namespace
+
+void AllReduceMean(c10d::ProcessGroup& group, const std::vector<at::Tensor>& tensors,
+                   const std::vector<std::vector<size_t>>& buckets) {
+  for (const auto& bucket : buckets) {
+    ThroughFlatBuffer(tensors, bucket, [&group](std::vector<at::Tensor>& message) {
+      group.allreduce(message, c10d::AllreduceOptions{})->wait();  // ReduceOp::SUM: Gloo has no AVG
+      message.front().div_(group.getSize());
+    });
   }
-  return static_cast<int64_t>(flat.nbytes());
+}
+
+void Broadcast(c10d::ProcessGroup& group, const std::vector<at::Tensor>& tensors,
+               const std::vector<std::vector<size_t>>& buckets, int root) {
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  for (const auto& bucket : buckets) {
+    ThroughFlatBuffer(
+        tensors, bucket,
+        [&group, &options](std::vector<at::Tensor>& message) { group.broadcast(message, options)->wait(); },
+        /*write_back=*/group.getRank() != root);
+  }
 }
 
 }  // namespace lorafa::distributed

@@ -14,43 +14,7 @@ int64_t BytesOf(const std::vector<at::Tensor>& tensors) {
   return bytes;
 }
 
-std::vector<at::Tensor> Select(const std::vector<at::Tensor>& tensors, const std::vector<size_t>& indices) {
-  std::vector<at::Tensor> selected;
-  selected.reserve(indices.size());
-  for (size_t i : indices) selected.push_back(tensors[i]);
-  return selected;
-}
-
 }  // namespace
-
-int64_t AllReduceSum(c10d::ProcessGroup& group, const std::vector<at::Tensor>& tensors,
-                     const std::vector<std::vector<size_t>>& buckets) {
-  int64_t bytes = 0;
-  for (const auto& bucket : buckets) {
-    bytes += ThroughFlatBuffer(Select(tensors, bucket), [&group](at::Tensor& flat) {
-      std::vector<at::Tensor> message{flat};
-      group.allreduce(message, c10d::AllreduceOptions{})->wait();  // ReduceOp::SUM
-    });
-  }
-  return bytes;
-}
-
-int64_t Broadcast(c10d::ProcessGroup& group, const std::vector<at::Tensor>& tensors,
-                  const std::vector<std::vector<size_t>>& buckets, int root) {
-  c10d::BroadcastOptions options;
-  options.rootRank = root;
-  int64_t bytes = 0;
-  for (const auto& bucket : buckets) {
-    bytes += ThroughFlatBuffer(
-        Select(tensors, bucket),
-        [&group, &options](at::Tensor& flat) {
-          std::vector<at::Tensor> message{flat};
-          group.broadcast(message, options)->wait();
-        },
-        /*write_back=*/group.getRank() != root);
-  }
-  return bytes;
-}
 
 GradientSynchronizer::GradientSynchronizer(c10::intrusive_ptr<c10d::ProcessGroup> group,
                                            const std::vector<LoraPair>& pairs,
@@ -98,14 +62,15 @@ void GradientSynchronizer::AverageGradients() {
     grads.push_back(grad);
   }
   c10::NoGradGuard no_grad;
-  AllReduceSum(*group_, grads, buckets_);
-  const int world_size = group_->getSize();
-  for (at::Tensor& grad : grads) grad.div_(world_size);
+  AllReduceMean(*group_, grads, buckets_);
 }
 
 std::vector<std::vector<at::Tensor>> GradientSynchronizer::buckets() const {
   std::vector<std::vector<at::Tensor>> tensors;
-  for (const auto& bucket : buckets_) tensors.push_back(Select(trained_, bucket));
+  for (const auto& bucket : buckets_) {
+    tensors.emplace_back();
+    for (size_t i : bucket) tensors.back().push_back(trained_[i]);
+  }
   return tensors;
 }
 

@@ -68,11 +68,4 @@ class GradientSynchronizer {
   int64_t frozen_bytes_ = 0;
 };
 
-// Sum-all-reduces each bucket of `tensors` over `group` in place (a flat copy per bucket). Returns bytes sent.
-int64_t AllReduceSum(c10d::ProcessGroup& group, const std::vector<at::Tensor>& tensors,
-                     const std::vector<std::vector<size_t>>& buckets);
-// Broadcasts each bucket of `tensors` from `root` over `group` in place. Returns bytes sent.
-int64_t Broadcast(c10d::ProcessGroup& group, const std::vector<at::Tensor>& tensors,
-                  const std::vector<std::vector<size_t>>& buckets, int root);
-
 }  // namespace lorafa::distributed

@@ -8,7 +8,6 @@
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 
-#include "lorafa/distributed/gradient_sync.h"
 #include "lorafa/step.h"
 
 namespace lorafa::distributed {
@@ -26,9 +25,8 @@ int64_t StateCost(const at::Tensor& trained, int64_t r) {
 ShardedLoraFAOptimizer::ShardedLoraFAOptimizer(c10::intrusive_ptr<c10d::ProcessGroup> group,
                                                std::vector<LoraPair> pairs, std::vector<at::Tensor> other_params,
                                                LoraFAOptions options, int64_t bucket_bytes)
-    : group_(std::move(group)), pairs_(std::move(pairs)), options_(options), bucket_bytes_(bucket_bytes) {
+    : group_(std::move(group)), pairs_(std::move(pairs)), options_(options) {
   TORCH_CHECK_VALUE(group_, "ShardedLoraFAOptimizer needs a process group, got none");
-  TORCH_CHECK_VALUE(bucket_bytes > 0, "bucket size ", bucket_bytes, " bytes is not positive");
   ValidateOptions(options_);
   ValidatePairs(pairs_, other_params);
 
@@ -64,7 +62,16 @@ ShardedLoraFAOptimizer::ShardedLoraFAOptimizer(c10::intrusive_ptr<c10d::ProcessG
     if (owner_[pairs_.size() + i] == group_->getRank()) my_others.push_back(other_params[i]);
   }
   if (!mine.empty() || !my_others.empty()) {
-    local_ = std::make_unique<LoraFAOptimizer>(std::move(mine), std::move(my_others), options_);
+    // step() runs the non-finite guard over every gradient before this optimizer sees its share.
+    local_ = std::make_unique<LoraFAOptimizer>(std::move(mine), std::move(my_others),
+                                               LoraFAOptions(options_).skip_nonfinite(false));
+  }
+  for (int root = 0; root < group_->getSize(); ++root) {
+    owned_by_.emplace_back();
+    for (size_t i = 0; i < trained_.size(); ++i) {
+      if (owner_[i] == root) owned_by_.back().push_back(trained_[i]);
+    }
+    owned_buckets_.push_back(BucketIndices(owned_by_.back(), bucket_bytes));
   }
 }
 
@@ -83,11 +90,7 @@ void ShardedLoraFAOptimizer::step() {
   }
   if (local_) local_->step();
   for (int root = 0; root < group_->getSize(); ++root) {
-    std::vector<at::Tensor> owned;
-    for (size_t i = 0; i < trained_.size(); ++i) {
-      if (owner_[i] == root) owned.push_back(trained_[i]);
-    }
-    Broadcast(*group_, owned, BucketIndices(owned, bucket_bytes_), root);
+    Broadcast(*group_, owned_by_[root], owned_buckets_[root], root);
   }
 }
 
@@ -106,12 +109,6 @@ void ShardedLoraFAOptimizer::zero_grad(bool set_to_none) {
 const LoraFAParamState* ShardedLoraFAOptimizer::pair_state(size_t index) const {
   const size_t local = local_pair_index_.at(index);
   return local == kNotOwned ? nullptr : local_->pair_state(local);
-}
-
-int64_t ShardedLoraFAOptimizer::broadcast_bytes_per_step() const {
-  int64_t bytes = 0;
-  for (const at::Tensor& t : trained_) bytes += static_cast<int64_t>(t.numel()) * t.element_size();
-  return bytes;
 }
 
 }  // namespace lorafa::distributed

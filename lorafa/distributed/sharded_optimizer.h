@@ -46,8 +46,6 @@ class ShardedLoraFAOptimizer {
   const LoraFAParamState* pair_state(size_t index) const;
   // Bytes of optimizer state on this rank (moments and cached projections of what it owns).
   int64_t state_bytes() const { return local_ ? local_->state_bytes() : 0; }
-  // Bytes one step() broadcasts: every trained parameter, once.
-  int64_t broadcast_bytes_per_step() const;
   int64_t skipped_steps() const { return skipped_steps_; }
 
  private:
@@ -57,8 +55,9 @@ class ShardedLoraFAOptimizer {
   std::vector<int> owner_;           // per entry of trained_
   std::vector<size_t> local_pair_index_;  // pair index → index among this rank's pairs (or npos)
   std::unique_ptr<LoraFAOptimizer> local_;  // null when this rank owns nothing
+  std::vector<std::vector<at::Tensor>> owned_by_;                 // per rank: what it owns, in order
+  std::vector<std::vector<std::vector<size_t>>> owned_buckets_;  // per rank: their buckets
   LoraFAOptions options_;
-  int64_t bucket_bytes_;
   int64_t skipped_steps_ = 0;
 };
 

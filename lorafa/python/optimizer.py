@@ -102,7 +102,7 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         plans = [self._plan(group) for group in self.param_groups]
         guarded = [grad for group, (lists, _) in zip(self.param_groups, plans) if group.get("skip_nonfinite")
                    for grad in lists["grad_B"] + lists["grads"]]
-        if not _C.gradients_are_finite(guarded):
+        if guarded and not _C.gradients_are_finite(guarded):
             self.skipped_steps += 1
             return loss
         for group, (lists, new_states) in zip(self.param_groups, plans):
