@@ -1,9 +1,13 @@
 #include "benchmarks/benchmark_main.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <thread>
 
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <benchmark/benchmark.h>
 #include <torch/cuda.h>
 
@@ -47,6 +51,13 @@ int RunBenchmarkMain(int argc, char** argv, bool wants_python, const std::vector
       std::cerr << argv[0] << ": PEFT rows disabled: " << started.status().message() << "\n";
     }
   }
+  // What the numbers were measured with, in the JSON's context: two reports from two machines (or one
+  // machine under ATEN_CPU_CAPABILITY / MKL_ENABLE_INSTRUCTIONS) differ for these reasons first.
+  const char* mkl_instructions = std::getenv("MKL_ENABLE_INSTRUCTIONS");
+  benchmark::AddCustomContext("aten_cpu_capability", at::get_cpu_capability());
+  benchmark::AddCustomContext("mkl_enable_instructions", mkl_instructions ? mkl_instructions : "(not set)");
+  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
+  benchmark::AddCustomContext("hardware_threads", std::to_string(std::thread::hardware_concurrency()));
   register_benchmarks({*device, preset, python != nullptr});
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -7,6 +7,7 @@
 //   torch_adamw_a_and_b               torch::optim::AdamW on A and B
 //   torch_fused_adamw_a_and_b / _b_only  at::_fused_adamw_ (Python's AdamW(fused=True)) on A and B, or B
 //   projection_mm                     one at::mm(g_B, P) per pair into a preallocated result, nothing else
+//   lorafa_projection                 the fused CPU kernel's projection alone (its tile and order), likewise
 //   peft_lorafa / python_torch_adamw  PEFT's LoraFAOptimizer and torch.optim.AdamW through Python
 // and, for the roofline of a LoRA-FA step:
 //   copy_bandwidth                    copying as many bytes as a step must move (read g, m, v, B; write m, v, B)
@@ -25,6 +26,7 @@
 
 #include "benchmarks/benchmark_main.h"
 #include "benchmarks/state_bytes.h"
+#include "lorafa/fused_hf_adamw.h"
 #include "lorafa/optimizer.h"
 #include "testing/parity/peft_bridge.h"
 
@@ -144,6 +146,22 @@ void BM_projection_mm(benchmark::State& state, c10::Device device) {
   state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
 }
 
+// The fused CPU kernel's projection alone, over the same pairs: the GEMM part of a kExact step, timed
+// apart so its rate can be set against gemm_peak's.
+void BM_lorafa_projection(benchmark::State& state, c10::Device device) {
+  LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
+  std::vector<torch::Tensor> projections, results;
+  for (size_t i = 0; i < layers.B.size(); ++i) {
+    projections.push_back(torch::randn({state.range(0), state.range(0)}, layers.B[i].options()));
+    results.push_back(torch::empty_like(layers.B[i]));
+  }
+  TimeCalls(state, device, [&] {
+    for (size_t i = 0; i < layers.B.size(); ++i)
+      internal::FusedProjectionCpu(layers.B[i].grad(), projections[i], results[i]);
+  });
+  state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
+}
+
 // Copies as many bytes as a LoRA-FA step over these layers moves (7 B-sized tensors' worth, read
 // and written half each), in one tensor copy: the memory-bandwidth roof at this working-set size.
 void BM_copy_bandwidth(benchmark::State& state, c10::Device device) {
@@ -229,7 +247,7 @@ void Register(const BenchmarkContext& context) {
   if (context.preset == "smoke") {
     ranks = {2}, widths = {16}, layer_counts = {1, 2};
   } else if (context.preset == "quick") {
-    ranks = {8, 32, 64}, widths = {1024}, layer_counts = {1, 32};
+    ranks = {8, 16, 32, 64}, widths = {1024}, layer_counts = {1, 32};
   } else {
     ranks = {8, 16, 32, 64, 128, 256}, widths = {1024, 4096}, layer_counts = {1, 32};
   }
@@ -248,6 +266,7 @@ void Register(const BenchmarkContext& context) {
       benchmark::RegisterBenchmark("projection_mm", BM_projection_mm, device),
       benchmark::RegisterBenchmark("copy_bandwidth", BM_copy_bandwidth, device),
   };
+  if (device.is_cpu()) all.push_back(benchmark::RegisterBenchmark("lorafa_projection", BM_lorafa_projection, device));
   if (context.python_ready) {
     all.push_back(benchmark::RegisterBenchmark("peft_lorafa", BM_peft_lorafa, device));
     all.push_back(benchmark::RegisterBenchmark("python_torch_adamw", BM_python_torch_adamw, device));

@@ -3,8 +3,11 @@ torch.optim.AdamW(fused=True) on A and B (what a LoRA user already has), over th
 
     python3 python_step_benchmark.py --preset=quick --device=cpu --out=python_step.json
 
-Timing is torch.utils.benchmark's (blocked_autorange: whole blocks of steps, CUDA synchronised);
-each row is the median time of one `step()`. The report (tools/report.py) turns the JSON into a table.
+Timing is torch.utils.benchmark's (blocked_autorange: whole blocks of steps, CUDA synchronised) with
+torch's own thread count, the one a training script gets (the Timer's default is one thread); the JSON
+records it. Each row is the median time of one `step()`. "python_lorafa_cpp_step" is lorafa's C++ step
+alone on the same layers, its lists planned once: Python's step() over it is what the Python front
+end costs. The report (tools/report.py) turns the JSON into a table.
 """
 
 import argparse
@@ -17,6 +20,7 @@ import torch
 import torch.utils.benchmark as benchmark
 
 import lorafa
+from lorafa import _C
 
 # r values, widths, layer counts — the optimizer benchmark's sweeps at the same names.
 SWEEPS = {
@@ -45,6 +49,19 @@ def lorafa_optimizer(layers):
     return lorafa.LoraFAOptimizer([B for _, B in layers], lr=LR, lora_pairs=pairs)
 
 
+class _CppStepOnly:
+    """lorafa.LoraFAOptimizer's C++ step with the lists its step() would plan, planned once."""
+
+    def __init__(self, layers):
+        self.optimizer = lorafa_optimizer(layers)
+        self.optimizer.step()  # the state exists from here on
+        self.plans = [(group, self.optimizer._plan(group)[0]) for group in self.optimizer.param_groups]
+
+    def step(self):
+        for group, lists in self.plans:
+            _C.step(group, **lists)
+
+
 def peft_optimizer(layers):
     # create_lorafa_optimizer's group layout: every parameter, its name and its layer's scaling.
     params, names, scalings = [], [], []
@@ -65,6 +82,7 @@ def fused_adamw_a_and_b(layers):
 
 METHODS = [
     ("python_lorafa", lorafa_optimizer),
+    ("python_lorafa_cpp_step", _CppStepOnly),
     ("python_peft_lorafa", peft_optimizer),
     ("python_torch_fused_adamw_a_and_b", fused_adamw_a_and_b),
 ]
@@ -80,6 +98,7 @@ def main():
         raise SystemExit("python_step_benchmark: --device=cuda: no CUDA device")
     min_run_time = 0.01 if args.preset == "smoke" else 0.5
 
+    threads = torch.get_num_threads()
     rows = []
     ranks, widths, layer_counts = SWEEPS[args.preset]
     for r in ranks:
@@ -88,13 +107,14 @@ def main():
                 for name, make in METHODS:
                     optimizer = make(make_layers(r, width, layers, args.device))
                     optimizer.step()  # state exists from here on
-                    timer = benchmark.Timer(stmt="optimizer.step()", globals={"optimizer": optimizer})
+                    timer = benchmark.Timer(stmt="optimizer.step()", globals={"optimizer": optimizer},
+                                            num_threads=threads)
                     measurement = timer.blocked_autorange(min_run_time=min_run_time)
                     rows.append({"name": name, "r": r, "width": width, "layers": layers,
                                  "median_us": measurement.median * 1e6, "runs": len(measurement.times)})
                     print(f"{name}/r:{r}/width:{width}/layers:{layers}  {measurement.median * 1e6:10.1f} us", flush=True)
     context = {"torch": torch.__version__, "peft": peft.__version__, "lorafa": lorafa.__version__,
-               "device": args.device, "host": platform.node(), "threads": torch.get_num_threads()}
+               "device": args.device, "host": platform.node(), "threads": threads}
     with open(args.out, "w") as f:
         json.dump({"context": context, "benchmarks": rows}, f, indent=1)
 

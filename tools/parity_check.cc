@@ -3,6 +3,7 @@
 //
 //   bazel run //tools:parity_check -- --filter='^model/' --steps=10 --json_out=/tmp/parity.json
 //   parity_check --device=cuda    # the CUDA scenarios instead: PEFT and lorafa both on the GPU
+//   ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 parity_check   # as an AVX2 machine runs it
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "testing/instruction_set.h"
 #include "testing/parity/peft_bridge.h"
 #include "testing/parity/scenario.h"
 #include "testing/python/embedded_python.h"
@@ -53,6 +55,7 @@ void WriteJson(const std::string& path, const std::vector<std::pair<std::string,
   document["scenarios"] = scenarios;
   document["versions"] = versions;
   document["wall_seconds"] = seconds;
+  document["instruction_sets"] = lorafa::testing::InstructionSetSummary();
   py::object file = py::module_::import("builtins").attr("open")(path, "w");
   py::module_::import("json").attr("dump")(document, file, py::arg("indent") = 2);
   file.attr("close")();
@@ -82,7 +85,8 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::pair<std::string, ScenarioResult>> rows;
   bool all_passed = true;
-  absl::PrintF("%-52s %-9s %5s %12s %10s  %s\n", "scenario", "dtype", "steps", "max |diff|", "max ULP", "verdict");
+  absl::PrintF("instruction sets: %s\n", lorafa::testing::InstructionSetSummary());
+  absl::PrintF("%-68s %-9s %5s %12s %10s  %s\n", "scenario", "dtype", "steps", "max |diff|", "max ULP", "verdict");
   const std::vector<Scenario> scenarios =
       device == "cuda" ? lorafa::parity::CudaScenarios() : lorafa::parity::AllScenarios();
   for (const Scenario& scenario : scenarios) {
@@ -96,7 +100,7 @@ int main(int argc, char** argv) {
       result.detail = std::string("harness error: ") + error.what();
     }
     all_passed = all_passed && result.passed;
-    absl::PrintF("%-52s %-9s %5d %12.3g %10d  %s (%s)\n", scenario.name, result.dtype, result.steps,
+    absl::PrintF("%-68s %-9s %5d %12.3g %10d  %s (%s)\n", scenario.name, result.dtype, result.steps,
                  result.max_abs_diff, result.max_ulp, result.passed ? "PASS" : "FAIL", result.target);
     if (!result.detail.empty()) absl::PrintF("    %s\n", result.detail);
     std::fflush(stdout);

@@ -10,6 +10,8 @@ import json
 import os
 import platform
 import re
+import subprocess
+import sys
 from collections import defaultdict
 
 import matplotlib
@@ -27,6 +29,7 @@ OPTIMIZERS = [
     ("torch_fused_adamw_a_and_b", "torch fused AdamW on A and B"),
     ("torch_fused_adamw_b_only", "torch fused AdamW on B only"),
     ("projection_mm", "projection mm alone"),
+    ("lorafa_projection", "lorafa's fused projection alone"),
     ("peft_lorafa", "PEFT LoraFAOptimizer (Python)"),
     ("python_torch_adamw", "torch.optim.AdamW on A and B (Python)"),
 ]
@@ -57,6 +60,10 @@ def fmt_ratio(value):
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def percent(value):
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
 def verdict(holds):
     return "holds" if holds else "does not hold"
 
@@ -72,7 +79,8 @@ def optimizer_tables(runs, lines, derived):
                  "'roofline reached' is that bound over lorafa's time. 'memory + GEMM' is their sum over lorafa's "
                  "time: above 100% where the kernel overlaps them.\n")
     header = ("| r | width | layers | " + " | ".join(label for _, label in OPTIMIZERS) +
-              " | lorafa / anchor | lorafa / fused AdamW A+B | lorafa / fused AdamW B | PEFT / lorafa | roofline reached | memory + GEMM |")
+              " | lorafa / anchor | lorafa / fused AdamW A+B | lorafa / fused AdamW B | PEFT / lorafa | roofline reached | memory + GEMM "
+              "| fused projection / GEMM rate |")
     lines.append(header)
     lines.append("|" + "---|" * (header.count("|") - 1))
     derived["optimizer_step"] = []
@@ -99,8 +107,14 @@ def optimizer_tables(runs, lines, derived):
             memory_us = lorafa_row["step_bytes"] / copy_bytes_per_us
             gemm_us = lorafa_row["projection_flops"] / gemm_flops_per_us
             roofline = max(memory_us, gemm_us)
+        projection_row = runs.get(("lorafa_projection", args))
+        projection_gflops = (projection_row["projection_flops"] / time_us(projection_row) / 1e3
+                             if projection_row else None)
         row = {
             "r": args[0], "width": args[1], "layers": args[2], "time_us": times,
+            "projection_gflops": projection_gflops,
+            "projection_over_gemm_peak": projection_gflops * 1e3 / gemm_flops_per_us
+            if projection_gflops and gemm_flops_per_us else None,
             "lorafa_over_lora_adamw": lorafa / both if lorafa and both else None,
             "lorafa_over_anchor": lorafa / (mm + fused_b) if lorafa and mm and fused_b else None,
             "lorafa_over_fused_a_and_b": lorafa / fused_ab if lorafa and fused_ab else None,
@@ -120,7 +134,7 @@ def optimizer_tables(runs, lines, derived):
         serial = "n/a" if row["memory_plus_gemm_us"] is None else f"{100 * row['memory_plus_gemm_us'] / lorafa:.0f}%"
         lines.append(f"| {args[0]} | {args[1]} | {args[2]} | " + " | ".join(cells) + f" | {fmt_ratio(row['lorafa_over_anchor'])} | "
                      f"{fmt_ratio(row['lorafa_over_fused_a_and_b'])} | {fmt_ratio(row['lorafa_over_fused_b_only'])} | "
-                     f"{fmt_ratio(row['peft_speedup'])} | {fraction} | {serial} |")
+                     f"{fmt_ratio(row['peft_speedup'])} | {fraction} | {serial} | {percent(row['projection_over_gemm_peak'])} |")
     if derived["gemm_gflops"]:
         lines.append(f"\nMeasured GEMM rate (1024³, float32): {derived['gemm_gflops']:.0f} GFLOP/s.")
     lines.append("")
@@ -203,6 +217,7 @@ def training_tables(runs, lines, derived):
 
 PYTHON_METHODS = [
     ("python_lorafa", "lorafa.LoraFAOptimizer"),
+    ("python_lorafa_cpp_step", "its C++ step alone"),
     ("python_peft_lorafa", "PEFT LoraFAOptimizer"),
     ("python_torch_fused_adamw_a_and_b", "torch.optim.AdamW(fused=True) on A and B"),
 ]
@@ -214,20 +229,25 @@ def python_tables(document, lines, derived):
     for row in document.get("benchmarks", []):
         rows[(row["r"], row["width"], row["layers"])][row["name"]] = row["median_us"]
     lines.append("## From Python\n")
-    lines.append("Median `step()` time in µs from Python (torch.utils.benchmark), the same layers for each; "
-                 "lorafa is the installed wheel.\n")
+    threads = document.get("context", {}).get("threads", "?")
+    lines.append(f"Median `step()` time in µs from Python (torch.utils.benchmark, {threads} threads), the same layers "
+                 "for each; lorafa is the installed wheel. 'its C++ step alone' is the same step with its lists "
+                 "planned once: 'Python / C++' is what the Python front end costs.\n")
     lines.append("| r | width | layers | " + " | ".join(label for _, label in PYTHON_METHODS) +
-                 " | lorafa / fused AdamW A+B | PEFT / lorafa |")
-    lines.append("|---|---|---|" + "---|" * (len(PYTHON_METHODS) + 2))
+                 " | Python / C++ | lorafa / fused AdamW A+B | PEFT / lorafa |")
+    lines.append("|---|---|---|" + "---|" * (len(PYTHON_METHODS) + 3))
     derived["python_step"] = []
     for (r, width, layers), times in sorted(rows.items()):
-        mine, peft, fused = (times.get(name) for name, _ in PYTHON_METHODS)
+        mine, cpp, peft, fused = (times.get(name) for name, _ in PYTHON_METHODS)
         ratio = mine / fused if mine and fused else None
+        front_end = mine / cpp if mine and cpp else None
         speedup = peft / mine if mine and peft else None
         derived["python_step"].append({"r": r, "width": width, "layers": layers, "times_us": times,
-                                       "lorafa_over_fused_a_and_b": ratio, "peft_speedup": speedup})
+                                       "lorafa_over_fused_a_and_b": ratio, "peft_speedup": speedup,
+                                       "python_over_cpp": front_end})
         cells = " | ".join("n/a" if times.get(name) is None else f"{times[name]:.1f}" for name, _ in PYTHON_METHODS)
-        lines.append(f"| {r} | {width} | {layers} | {cells} | {fmt_ratio(ratio)} | {fmt_ratio(speedup)} |")
+        lines.append(f"| {r} | {width} | {layers} | {cells} | {fmt_ratio(front_end)} | {fmt_ratio(ratio)} | "
+                     f"{fmt_ratio(speedup)} |")
     lines.append("")
 
 
@@ -265,6 +285,14 @@ def claims(derived, lines, device):
             ratios = [row["lorafa_over_anchor"] for row in goal_rows]
             lines.append(f"| goal (CPU, width 1024, 32 layers, every r): lorafa ≤ 1.0× (projection mm + torch fused AdamW on B) | "
                          f"{min(ratios):.2f}–{max(ratios):.2f}x | {verdict(max(ratios) <= 1.0)} |")
+        for row in goal_rows:
+            lines.append(f"| goal (CPU, r = {row['r']}): lorafa ≤ 1.0× (projection mm + torch fused AdamW on B) | "
+                         f"{row['lorafa_over_anchor']:.2f}x | {verdict(row['lorafa_over_anchor'] <= 1.0)} |")
+        gemm_bound = [row for row in goal_rows if row["r"] >= 32 and row["projection_over_gemm_peak"]]
+        for row in gemm_bound:
+            lines.append(f"| goal (CPU, r = {row['r']} ≥ 32): the fused projection at ≥ 75% of the GEMM rate "
+                         f"({derived['gemm_gflops']:.0f} GFLOP/s) | {row['projection_gflops']:.0f} GFLOP/s, "
+                         f"{percent(row['projection_over_gemm_peak'])} | {verdict(row['projection_over_gemm_peak'] >= 0.75)} |")
         small = [row for row in goal_rows if row["r"] == 8 and row["lorafa_over_fused_b_only"] and row["lorafa_over_fused_a_and_b"]]
         for row in small:
             holds = row["lorafa_over_fused_b_only"] <= 1.25 and row["lorafa_over_fused_a_and_b"] <= 0.7
@@ -291,6 +319,11 @@ def claims(derived, lines, device):
     if below:
         lines.append(f"| goal: lorafa step well below HF-AdamW on A and B | {min(below):.2f}–{max(below):.2f}x | "
                      f"{verdict(max(below) < 1.0)} |")
+    front_end = [row for row in derived.get("python_step", []) if row["python_over_cpp"] and row["layers"] >= 32]
+    if front_end:
+        costs = [row["python_over_cpp"] for row in front_end]
+        lines.append(f"| goal: Python step() ≤ 1.15× its C++ step ({device}, 32 layers, every r) | "
+                     f"{min(costs):.2f}–{max(costs):.2f}x | {verdict(max(costs) <= 1.15)} |")
     python_rows = [row for row in derived.get("python_step", []) if row["peft_speedup"] and row["layers"] >= 32]
     if python_rows:
         speedups = [row["peft_speedup"] for row in python_rows]
@@ -374,24 +407,59 @@ def charts(optimizer_runs, derived, out):
     return written
 
 
-def machine_lines(optimizer_doc, device):
-    context = optimizer_doc.get("context", {})
-    cpu = platform.processor() or "unknown CPU"
+def cpu_model():
     try:
         with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
+        return platform.processor() or "unknown CPU"
+
+
+def mkl_instruction_set():
+    """The instruction set MKL runs its kernels with here, as MKL_VERBOSE reports it for one GEMM (the
+    environment, MKL_ENABLE_INSTRUCTIONS included, is this process's, which the benchmarks ran under)."""
+    probe = "import torch; torch.ones(8, 8) @ torch.ones(8, 8)"
+    try:
+        output = subprocess.run([sys.executable, "-c", probe], env=dict(os.environ, MKL_VERBOSE="1"),
+                                capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    banner = next((line for line in output.splitlines() if "architecture" in line), "")
+    found = re.search(r"\(Intel\(R\) (AVX[^)]*)\)", banner) or re.search(r"architecture (.*?)(,|$)", banner)
+    return found.group(1) if found else "unknown (no MKL_VERBOSE banner)"
+
+
+def machine(optimizer_doc):
+    """What the numbers were measured on: the first thing to compare between two reports."""
+    import torch  # noqa: PLC0415
+
+    context = optimizer_doc.get("context", {})
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "aten_cpu_capability": context.get("aten_cpu_capability", torch.backends.cpu.get_cpu_capability()),
+        "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY", "(not set)"),
+        "mkl_instruction_set": mkl_instruction_set(),
+        "mkl_enable_instructions_env": os.environ.get("MKL_ENABLE_INSTRUCTIONS", "(not set)"),
+        "torch_threads": int(context.get("torch_threads", torch.get_num_threads())),
+    }
+
+
+def machine_lines(optimizer_doc, device, facts):
+    context = optimizer_doc.get("context", {})
     import peft  # noqa: PLC0415 - versions of the environment that produced the numbers
     import torch  # noqa: PLC0415
 
     lines = [
         "## Machine\n",
         f"- host: {context.get('host_name', platform.node())}, {platform.platform()}",
-        f"- CPU: {cpu}, {context.get('num_cpus', os.cpu_count())} cores at {context.get('mhz_per_cpu', '?')} MHz",
+        f"- CPU: {facts['cpu']}, {facts['cores']} cores at {context.get('mhz_per_cpu', '?')} MHz",
+        f"- instruction sets: ATen (and lorafa's CPU kernel) {facts['aten_cpu_capability']} "
+        f"(ATEN_CPU_CAPABILITY {facts['aten_cpu_capability_env']}); MKL {facts['mkl_instruction_set']} "
+        f"(MKL_ENABLE_INSTRUCTIONS {facts['mkl_enable_instructions_env']})",
+        f"- threads: {facts['torch_threads']} for every C++ and Python row",
         f"- device: {device}" + (f" ({torch.cuda.get_device_name(0)})" if device == "cuda" and torch.cuda.is_available() else ""),
-        f"- torch {torch.__version__} (LibTorch from the same wheel), peft {peft.__version__}, "
-        f"torch threads {torch.get_num_threads()}",
+        f"- torch {torch.__version__} (LibTorch from the same wheel), peft {peft.__version__}",
         f"- Google Benchmark library build: {context.get('library_build_type', '?')} (Debian's package; "
         "its own overhead is per iteration, not per operation)",
         "",
@@ -419,7 +487,8 @@ def main():
 
     derived = {}
     lines = [f"# lorafa benchmark report ({args.preset} preset, {args.device})\n"]
-    lines += machine_lines(optimizer_doc if args.optimizer_json else training_doc, args.device)
+    facts = machine(optimizer_doc if args.optimizer_json else training_doc)
+    lines += machine_lines(optimizer_doc if args.optimizer_json else training_doc, args.device, facts)
     body = []
     if optimizer_runs:
         optimizer_tables(optimizer_runs, body, derived)
@@ -440,7 +509,7 @@ def main():
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"optimizer_step": optimizer_doc, "training_step": training_doc, "python_step": python_doc,
+        json.dump({"machine": facts, "optimizer_step": optimizer_doc, "training_step": training_doc, "python_step": python_doc,
                    "derived": derived}, f, indent=1)
     print(f"report: wrote {args.out}/report.md, results.json and {len(written)} charts")
 

@@ -24,6 +24,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include "lorafa/cpu/aten_sqrt.h"
+#include "lorafa/cpu/project_rows.h"
 #include "lorafa/fused_hf_adamw.h"
 
 namespace lorafa::internal::CPU_CAPABILITY {
@@ -33,11 +34,6 @@ using at::vec::Vectorized;
 
 // A unit's ĝ rows and converted spans stay within L1/L2 (16 KiB of float).
 constexpr int64_t kUnitElements = 4096;
-// Register tile of the projection: 6 rows × up to 4 vectors of columns (24 accumulators of 32
-// AVX-512 registers; fewer loads per multiply-add than a 4-row tile).
-constexpr int kTileRows = 6;
-constexpr int kTileVectors = 4;
-
 // The scalars of one entry's update in the compute type C, converted as ATen converts Python's number
 // operands and alpha/value arguments (a plain cast).
 template <typename C>
@@ -78,73 +74,6 @@ void UpdateSpan(C* p, const C* g, C* m, C* v, C* root, int64_t n, const Constant
     Vec pi = Vec::loadu(p + i, count) + k.neg_step_size * Vec::loadu(m + i, count) / denom;  // p.addcdiv_(m, denom, −step)
     if (k.has_decay) pi = at::vec::fmadd(pi, k.decay, pi);                                   // p.add_(p, −lr·wd)
     pi.store(p + i, count);
-  }
-}
-
-// out[i, j..j+kVectors·W) = Σ_k g[i, k]·P[k, j..] for kRows rows, the last vector holding last_count
-// columns. Every element is accumulated in k order by fused multiply-adds from zero, whatever the tile,
-// so a row's result does not depend on which rows share its tile.
-template <typename C, int kRows, int kVectors>
-void ProjectTile(const C* g, const C* P, int64_t r, int64_t j, int64_t last_count, C* out) {
-  using Vec = Vectorized<C>;
-  constexpr int64_t W = Vec::size();
-  // Fully unrolled so the accumulators live in registers.
-  Vec acc[kRows][kVectors];
-#pragma GCC unroll 8
-  for (int row = 0; row < kRows; ++row)
-#pragma GCC unroll 4
-    for (int x = 0; x < kVectors; ++x) acc[row][x] = Vec(C(0));
-  for (int64_t k = 0; k < r; ++k) {
-    Vec pk[kVectors];
-#pragma GCC unroll 4
-    for (int x = 0; x < kVectors - 1; ++x) pk[x] = Vec::loadu(P + k * r + j + x * W);
-    pk[kVectors - 1] = Vec::loadu(P + k * r + j + (kVectors - 1) * W, last_count);
-#pragma GCC unroll 8
-    for (int row = 0; row < kRows; ++row) {
-      const Vec gk(g[row * r + k]);
-#pragma GCC unroll 4
-      for (int x = 0; x < kVectors; ++x) acc[row][x] = at::vec::fmadd(gk, pk[x], acc[row][x]);
-    }
-  }
-  // Stored through copies: a store() of acc itself would take its address and keep it in memory.
-#pragma GCC unroll 8
-  for (int row = 0; row < kRows; ++row) {
-#pragma GCC unroll 4
-    for (int x = 0; x < kVectors; ++x) {
-      const Vec result = acc[row][x];
-      result.store(out + row * r + j + x * W, x == kVectors - 1 ? last_count : W);
-    }
-  }
-}
-
-template <typename C, int kRows>
-void ProjectRowBlock(const C* g, const C* P, int64_t r, C* out) {
-  constexpr int64_t W = Vectorized<C>::size();
-  for (int64_t j = 0; j < r; j += kTileVectors * W) {
-    const int64_t columns = std::min<int64_t>(kTileVectors * W, r - j);
-    const int64_t vectors = (columns + W - 1) / W;
-    const int64_t last_count = columns - (vectors - 1) * W;
-    switch (vectors) {
-      case 1: ProjectTile<C, kRows, 1>(g, P, r, j, last_count, out); break;
-      case 2: ProjectTile<C, kRows, 2>(g, P, r, j, last_count, out); break;
-      case 3: ProjectTile<C, kRows, 3>(g, P, r, j, last_count, out); break;
-      default: ProjectTile<C, kRows, kTileVectors>(g, P, r, j, last_count, out); break;
-    }
-  }
-}
-
-// out (rows × r) = g (rows × r) · P (r × r).
-template <typename C>
-void ProjectRows(const C* g, const C* P, int64_t rows, int64_t r, C* out) {
-  int64_t row = 0;
-  for (; row + kTileRows <= rows; row += kTileRows) ProjectRowBlock<C, kTileRows>(g + row * r, P, r, out + row * r);
-  switch (rows - row) {
-    case 5: ProjectRowBlock<C, 5>(g + row * r, P, r, out + row * r); break;
-    case 4: ProjectRowBlock<C, 4>(g + row * r, P, r, out + row * r); break;
-    case 3: ProjectRowBlock<C, 3>(g + row * r, P, r, out + row * r); break;
-    case 2: ProjectRowBlock<C, 2>(g + row * r, P, r, out + row * r); break;
-    case 1: ProjectRowBlock<C, 1>(g + row * r, P, r, out + row * r); break;
-    default: break;
   }
 }
 
@@ -267,6 +196,19 @@ void FusedHfAdamWCpuKernel(const FusedUpdateLists& lists, const HfAdamWCoefficie
         RunUnit<scalar_t, C>(entry, coefficients, unit, scratch.Get<C>());
       });
     }
+  });
+}
+
+void FusedProjectionCpuKernel(const at::Tensor& grad, const at::Tensor& projection, const at::Tensor& out) {
+  const int64_t rows = grad.size(0), r = grad.size(1);
+  const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / r);
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "FusedProjectionCpu", [&] {
+    const scalar_t* g = grad.const_data_ptr<scalar_t>();
+    const scalar_t* P = projection.const_data_ptr<scalar_t>();
+    scalar_t* result = out.data_ptr<scalar_t>();
+    at::parallel_for(0, rows, rows_per_unit, [&](int64_t begin, int64_t end) {
+      ProjectRows(g + begin * r, P, end - begin, r, result + begin * r);
+    });
   });
 }
 

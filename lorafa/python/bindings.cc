@@ -67,20 +67,35 @@ void ValidatePairList(const std::vector<std::string>& names, const std::vector<a
   ValidatePairs(pairs, others);
 }
 
-// A state's step count is a 0-d float32 CPU tensor, as torch's optimizers keep it. Read and counted up
-// through its pointer: an ATen call per tensor (item, add_) would cost more than the step itself.
-float& StepCount(const at::Tensor& step) {
-  TORCH_CHECK_VALUE(step.is_cpu() && step.scalar_type() == at::kFloat && step.numel() == 1,
-                    "a state's step must be a one-element float32 CPU tensor, got ", step.scalar_type(), " on ",
-                    step.device());
-  return *step.data_ptr<float>();
+// A state's step count is a one-element CPU tensor, float32, or float64 under a float64 default dtype,
+// as torch's optimizers keep it (a checkpoint may hold either). Read and counted up through its
+// pointer: an ATen call per tensor (item, add_) would cost more than the step itself.
+void CheckStepCount(const at::Tensor& step) {
+  TORCH_CHECK_VALUE(step.is_cpu() && (step.scalar_type() == at::kFloat || step.scalar_type() == at::kDouble) &&
+                        step.numel() == 1,
+                    "a state's step must be a one-element float32 or float64 CPU tensor, got ", step.scalar_type(),
+                    " of ", step.numel(), " elements on ", step.device());
 }
 
-// The step counts this step will use: each state's count plus one.
+int64_t ReadStepCount(const at::Tensor& step) {
+  return step.scalar_type() == at::kDouble ? static_cast<int64_t>(*step.const_data_ptr<double>())
+                                           : static_cast<int64_t>(*step.const_data_ptr<float>());
+}
+
+void CountUp(const at::Tensor& step) {
+  if (step.scalar_type() == at::kDouble) {
+    *step.data_ptr<double>() += 1.0;
+  } else {
+    *step.data_ptr<float>() += 1.0f;
+  }
+}
+
+// The step counts this step will use: each state's count plus one (every count checked first).
 std::vector<int64_t> NextSteps(const std::vector<at::Tensor>& steps) {
+  for (const at::Tensor& step : steps) CheckStepCount(step);
   std::vector<int64_t> next;
   next.reserve(steps.size());
-  for (const at::Tensor& step : steps) next.push_back(static_cast<int64_t>(StepCount(step)) + 1);
+  for (const at::Tensor& step : steps) next.push_back(ReadStepCount(step) + 1);
   return next;
 }
 
@@ -98,7 +113,7 @@ void Step(const py::dict& group, std::vector<at::Tensor> B, std::vector<at::Tens
   py::gil_scoped_release release;  // the step can take a while; other Python threads may run
   LoraFAStep(lists, options);
   for (const auto* counts : {&step_B, &step}) {
-    for (const at::Tensor& count : *counts) StepCount(count) += 1.0f;
+    for (const at::Tensor& count : *counts) CountUp(count);
   }
 }
 

@@ -5,12 +5,16 @@ and Embedding's lora_embedding_A/B) — and each pair's scaling is read from its
 rank_pattern, alpha_pattern and rsLoRA are right. Every A is frozen; every other parameter that
 requires a gradient (a lora_B bias, modules_to_save, a head) gets a plain HF-AdamW update.
 
-Differences from PEFT: PEFT pairs parameters by their order and computes one scaling from its r and
-lora_alpha arguments, so two adapters on a layer crash it and per-layer patterns are ignored; and its
-projection runs in bfloat16. Here the default projection is "exact"; projection="peft_bf16"
-reproduces PEFT bit for bit.
+What code can read is PEFT's: the group carries "names" and "scaling_factors" aligned with its
+"params" (a parameter's name, and its layer's scaling for names with ".lora_", else None), use_rslora
+is checked against the active adapters with PEFT's error and FutureWarning. Differences from PEFT
+(README, "Differences from PEFT"): PEFT pairs parameters by their order, so two adapters on a layer
+crash it; its projection runs in bfloat16 (here the default projection is "exact";
+projection="peft_bf16" reproduces PEFT bit for bit); its group holds every parameter of the model,
+frozen ones too, where this one holds those that are trained.
 """
 
+import warnings
 from typing import Optional, Tuple
 
 import torch
@@ -36,6 +40,42 @@ def _lora_pairs(model: torch.nn.Module):
     return pairs
 
 
+def _peft_scaling_factor(model: torch.nn.Module, name: str):
+    """What PEFT puts in "scaling_factors" for parameter `name`: its layer's scaling for the adapter
+    named after ".lora_<kind>.", or None (not a LoRA parameter, or no such scaling)."""
+    if ".lora_" not in name:
+        return None
+    module_name, _, suffix = name.rpartition(".lora_")
+    parts = suffix.split(".")
+    if len(parts) < 2:
+        return None
+    scaling = getattr(model.get_submodule(module_name), "scaling", None)
+    return scaling[parts[1]] if isinstance(scaling, dict) and parts[1] in scaling else None
+
+
+def _check_use_rslora(model: torch.nn.Module, use_rslora: Optional[bool]):
+    """PEFT's deprecated use_rslora argument: it must agree with every active adapter's LoraConfig
+    (each pair's scaling is read from its layer either way). PEFT's ValueError and FutureWarning."""
+    if use_rslora is None:
+        return
+    configs = getattr(model, "peft_config", None) or {}
+    active = [adapter for adapter in (getattr(model, "active_adapters", None) or []) if adapter in configs]
+    mismatched = [adapter for adapter in active if bool(getattr(configs[adapter], "use_rslora", False)) != use_rslora]
+    if mismatched:
+        raise ValueError(
+            f"`use_rslora={use_rslora}` was passed to create_lorafa_optimizer, but the following active adapters "
+            f"have `use_rslora` set differently in the model config: {mismatched}. Please configure "
+            "rsLoRA via LoraConfig and remove the `use_rslora` argument from create_lorafa_optimizer as the parameter "
+            "is deprecated."
+        )
+    warnings.warn(
+        "`use_rslora` in create_lorafa_optimizer is deprecated and will be removed after 2026-11-01. "
+        "Please configure rsLoRA via LoraConfig instead.",
+        FutureWarning,
+        stacklevel=3,
+    )
+
+
 def create_lorafa_optimizer(
     model: torch.nn.Module,
     r: Optional[int] = None,
@@ -54,12 +94,14 @@ def create_lorafa_optimizer(
     """LoRA-FA for every LoRA adapter in `model` (a PEFT model); freezes every A.
 
     Called as PEFT's `create_lorafa_optimizer(model, r, lora_alpha, lr, weight_decay=0.0,
-    use_rslora=False)` or as `create_lorafa_optimizer(model, lr=..., ...)`. r, lora_alpha and
-    use_rslora are accepted for that call only: each pair's scaling comes from its layer.
+    use_rslora=None)` or as `create_lorafa_optimizer(model, lr=..., ...)`. Each pair's scaling comes
+    from its layer; r and lora_alpha are accepted for PEFT's call shape (PEFT, too, uses them only for
+    its deprecated "scaling_factor" key), and use_rslora is checked as PEFT checks it.
     """
-    del r, lora_alpha, use_rslora  # PEFT's call shape; the layers know their own scaling
+    del r, lora_alpha  # PEFT's call shape; the layers know their own scaling
     if lr is None:
         raise TypeError("create_lorafa_optimizer needs lr")
+    _check_use_rslora(model, use_rslora)
     # A pair whose B the user froze is left alone, like any frozen parameter.
     pairs = [pair for pair in _lora_pairs(model) if pair.B.requires_grad]
     if not pairs:
@@ -67,10 +109,13 @@ def create_lorafa_optimizer(
                          "lora_embedding_A/lora_embedding_B with a scaling)")
     a_ids = {id(pair.A) for pair in pairs}
     # Validate everything before freezing anything: a bad option must leave the model as it was.
-    trained = [p for p in model.parameters() if p.requires_grad and id(p) not in a_ids]
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in a_ids]
     optimizer = LoraFAOptimizer(trained, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                 correct_bias=correct_bias, projection=projection, pinv_delta=pinv_delta,
                                 lora_pairs=pairs, skip_nonfinite=skip_nonfinite)
+    group = optimizer.param_groups[0]
+    group["names"] = list(group["param_names"])  # PEFT's key, beside torch's
+    group["scaling_factors"] = [_peft_scaling_factor(model, name) for name in group["names"]]
     for pair in pairs:
         pair.A.requires_grad_(False)
     return optimizer

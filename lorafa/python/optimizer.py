@@ -8,11 +8,17 @@ lorafa's one functional step (lorafa/step.h), the same the C++ optimizer runs.
 Torch conventions hold: param_groups carry the hyperparameters (LR schedulers and transformers'
 Trainer change group["lr"]), the state of each parameter is self.state[param] = {"step", "exp_avg",
 "exp_avg_sq"} as tensors, so state_dict() / load_state_dict() and checkpoints work the torch way, and a
-parameter's state follows it to another device at the next step.
+parameter's state follows it to another device at the next step. `named_parameters()` is accepted as
+torch's optimizers accept it (the names are kept in group["param_names"]).
 
     optimizer = LoraFAOptimizer(trainable, lora_pairs=[("q.default", A, B, 2.0)], lr=2e-4)
+
+Pairs come from `lora_pairs`, or else from PEFT's group layout, as PEFT's LoraFAOptimizer takes it:
+groups with "names" and "scaling_factors" aligned with "params", where a `….lora_A.<adapter>.weight`
+and the `….lora_B.<adapter>.weight` of the same module form a pair (lora_embedding_A/B likewise).
 """
 
+import warnings
 from typing import Iterable, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -31,6 +37,55 @@ class LoraPair(NamedTuple):
     scaling: float
 
 
+# The A and B names of a pair in PEFT's naming: "<module>.lora_A.<adapter>.weight" and
+# "<module>.lora_embedding_A.<adapter>".
+_A_TO_B = ((".lora_A.", ".lora_B."), (".lora_embedding_A.", ".lora_embedding_B."))
+
+
+def _step_dtype():
+    """The dtype of a state's step count, as torch's own optimizers choose it: float64 under a float64
+    default dtype, float32 otherwise."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _scaling_factors_of(group):
+    """A PEFT-layout group's per-parameter scalings, as PEFT's step reads them."""
+    if "scaling_factors" in group:
+        return list(group["scaling_factors"])
+    if "scaling_factor" in group:
+        warnings.warn("`scaling_factor` is deprecated and will be removed after 2026-11-01. "
+                      "Please use `scaling_factors` instead.", FutureWarning)
+        return [group["scaling_factor"]] * len(group["params"])
+    raise KeyError("Expected optimizer param group to define `scaling_factors`.")
+
+
+def _pairs_from_group_names(param_groups):
+    """LoRA pairs from PEFT's group layout: by module path and adapter name, B's scaling as PEFT uses."""
+    pairs = []
+    for group in param_groups:
+        if "names" not in group:
+            continue
+        names, params, factors = list(group["names"]), group["params"], _scaling_factors_of(group)
+        if not len(names) == len(params) == len(factors):
+            raise ValueError(f"a param group's 'names' ({len(names)}), 'params' ({len(params)}) and "
+                             f"'scaling_factors' ({len(factors)}) must be aligned")
+        by_name = {name: (param, factor) for name, param, factor in zip(names, params, factors)}
+        for a_name, (A, _) in by_name.items():
+            for a_part, b_part in _A_TO_B:
+                if a_part not in a_name:
+                    continue
+                module, _, rest = a_name.rpartition(a_part)
+                found = by_name.get(module + b_part + rest)
+                if found is None:
+                    continue
+                B, scaling = found
+                adapter = rest.split(".")[0]
+                if scaling is None:
+                    raise ValueError(f"LoRA pair '{module}.{adapter}': its B has no scaling in 'scaling_factors'")
+                pairs.append(LoraPair(f"{module}.{adapter}", A, B, float(scaling)))
+    return pairs
+
+
 class _PairEntry(NamedTuple):
     pair: LoraPair
     projection: "_C.PairProjection"  # the cached (A Aᵀ + δI)⁺ of this pair
@@ -40,7 +95,8 @@ class LoraFAOptimizer(torch.optim.Optimizer):
     """LoRA-FA over `params` (every trained tensor: each pair's B and any other parameter).
 
     lora_pairs: LoraPair (or (name, A, B, scaling) tuples); each B must be among `params`, each A is
-        frozen and is not.
+        frozen and is not. Without it, pairs are read from groups in PEFT's layout ("names",
+        "scaling_factors"), whose params hold the A too: an A is never updated, its gradient ignored.
     projection: "exact" (lorafa's: ĝ in the parameters' precision) or "peft_bf16" (PEFT's bfloat16
         product, bit for bit).
     The rest as HF-AdamW: lr, betas, eps, weight_decay (applied after the update), correct_bias.
@@ -70,8 +126,12 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             _C.validate_options(group)
 
-        pairs = [LoraPair(name, A, B, float(scaling)) for name, A, B, scaling in (lora_pairs or [])]
-        trained = [p for group in self.param_groups for p in group["params"]]
+        if lora_pairs is None:
+            pairs = _pairs_from_group_names(self.param_groups)
+        else:
+            pairs = [LoraPair(name, A, B, float(scaling)) for name, A, B, scaling in lora_pairs]
+        self._frozen_ids = {id(pair.A) for pair in pairs}  # in a group only in PEFT's layout; never stepped
+        trained = [p for group in self.param_groups for p in group["params"] if id(p) not in self._frozen_ids]
         b_ids = {id(pair.B) for pair in pairs}
         others = [p for p in trained if id(p) not in b_ids]
         _C.validate_pairs([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
@@ -121,14 +181,15 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         projection, pinv_delta = group["projection"], group["pinv_delta"]
         for param in group["params"]:
             grad = param.grad
-            if grad is None:  # also a B without gradient in this step, where PEFT raises
+            if grad is None or id(param) in self._frozen_ids:  # a B without gradient: PEFT raises
                 continue
             if grad.is_sparse:
                 raise TypeError("LoraFAOptimizer does not support sparse gradients")
             state = self.state.get(param)
             if not state:
                 zeros = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state = {"step": torch.tensor(0.0), "exp_avg": zeros, "exp_avg_sq": zeros.clone()}
+                state = {"step": torch.tensor(0.0, dtype=_step_dtype()), "exp_avg": zeros,
+                         "exp_avg_sq": zeros.clone()}
                 new_states.append((param, state))
             elif state["exp_avg"].device != param.device or state["exp_avg"].dtype != param.dtype:
                 state = {"step": state["step"].clone(),  # the state follows its parameter

@@ -1,13 +1,23 @@
 // Every parity scenario as a test: lorafa against the installed PEFT (and the float64 reference).
 // Runs inside one embedded interpreter (//testing/python:gtest_main).
+#include <iostream>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "testing/instruction_set.h"
 #include "testing/parity/scenario.h"
 
 namespace lorafa::parity {
 namespace {
+
+// parity_avx2_test asks for AVX2: the scenarios must then run on it, not on the machine's best set.
+TEST(InstructionSet, IsTheOneAsked) {
+  std::cout << "instruction sets: " << testing::InstructionSetSummary() << "\n";
+  if (!testing::AtenInstructionSetAsked().empty()) {
+    EXPECT_EQ(testing::AtenInstructionSet(), testing::AtenInstructionSetAsked());
+  }
+}
 
 class ParityTest : public ::testing::TestWithParam<Scenario> {};
 

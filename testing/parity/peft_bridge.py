@@ -38,11 +38,43 @@ def _clone(tensor, requires_grad):
     return tensor.detach().clone().requires_grad_(requires_grad)
 
 
+def k_order_product(g, p):
+    """g @ p with each element summed in k order from zero, one torch.addcmul per k: ATen's addcmul
+    computes self + t1·t2 as one fused multiply-add where the instruction set has FMA (a multiply, then
+    an add, where it has not), which is the order and arithmetic of lorafa's CPU projection."""
+    out = torch.zeros(g.shape[0], p.shape[1], dtype=g.dtype, device=g.device)
+    for k in range(g.shape[1]):
+        out = torch.addcmul(out, g[:, k : k + 1], p[k : k + 1, :])
+    return out
+
+
+class _KOrderGradientProducts(torch.overrides.TorchFunctionMode):
+    """Inside PEFT's step, its `grad_B @ pinv` becomes k_order_product. A BLAS library chooses its own
+    summation order per instruction set and shape (MKL's AVX2 and AVX-512 kernels differ), so a
+    comparison of PEFT's product with any other can hold bit for bit only when the order is fixed.
+    Every other operation of PEFT's step, A @ A.T included, runs as PEFT runs it."""
+
+    def __init__(self, gradients):
+        super().__init__()
+        self.gradients = gradients
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        # `g @ p` arrives as Tensor.matmul; the others are its other spellings.
+        matmuls = (torch.Tensor.matmul, torch.Tensor.__matmul__, torch.matmul)
+        if func in matmuls and any(args[0] is g for g in self.gradients):
+            return k_order_product(*args)
+        return func(*args, **(kwargs or {}))
+
+
 class PeftOptimizerRun:
     """PEFT's LoraFAOptimizer over clones of the given tensors, in create_lorafa_optimizer's group layout:
-    one group with every parameter, its name and its layer's scaling (None for non-LoRA parameters)."""
+    one group with every parameter, its name and its layer's scaling (None for non-LoRA parameters).
+    With k_order_products, PEFT's gradient products are summed in k order (_KOrderGradientProducts)."""
 
-    def __init__(self, names, tensors, scaling_factors, lr, beta1, beta2, eps, weight_decay, correct_bias):
+    def __init__(
+        self, names, tensors, scaling_factors, lr, beta1, beta2, eps, weight_decay, correct_bias, k_order_products=False
+    ):
+        self.k_order_products = k_order_products
         self.names = list(names)
         # create_lorafa_optimizer freezes every parameter whose name contains "lora_A".
         self.params = [_clone(t, "lora_A" not in n) for n, t in zip(self.names, tensors)]
@@ -62,7 +94,12 @@ class PeftOptimizerRun:
         """grads[i] is the gradient of parameter i, or None. Raises whatever PEFT raises."""
         for param, grad in zip(self.params, grads):
             param.grad = None if grad is None else grad.detach().clone()
-        self.optimizer.step()
+        if not self.k_order_products:
+            self.optimizer.step()
+            return
+        b_gradients = [p.grad for n, p in zip(self.names, self.params) if "lora_B" in n and p.grad is not None]
+        with _KOrderGradientProducts(b_gradients):
+            self.optimizer.step()
 
     def tensor(self, index):
         return self.params[index]
