@@ -7,7 +7,7 @@
 //   torch_adamw_a_and_b               torch::optim::AdamW on A and B
 //   torch_fused_adamw_a_and_b / _b_only  at::_fused_adamw_ (Python's AdamW(fused=True)) on A and B, or B
 //   projection_mm                     one at::mm(g_B, P) per pair into a preallocated result, nothing else
-//   lorafa_projection                 the fused CPU kernel's projection alone (its tile and order), likewise
+//   lorafa_projection                 the fused CPU kernel's projection alone, ĝ kept as the step keeps it
 //   peft_lorafa / python_torch_adamw  PEFT's LoraFAOptimizer and torch.optim.AdamW through Python
 // and, for the roofline of a LoRA-FA step:
 //   copy_bandwidth                    copying as many bytes as a step must move (read g, m, v, B; write m, v, B)
@@ -146,18 +146,17 @@ void BM_projection_mm(benchmark::State& state, c10::Device device) {
   state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
 }
 
-// The fused CPU kernel's projection alone, over the same pairs: the GEMM part of a kExact step, timed
-// apart so its rate can be set against gemm_peak's.
+// The fused CPU kernel's projection alone over the same pairs, ĝ kept in one unit's buffer per thread
+// as the step keeps it: the GEMM part of a kExact step, timed apart so its rate can be set against
+// gemm_peak's.
 void BM_lorafa_projection(benchmark::State& state, c10::Device device) {
   LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
-  std::vector<torch::Tensor> projections, results;
-  for (size_t i = 0; i < layers.B.size(); ++i) {
+  std::vector<torch::Tensor> projections;
+  for (size_t i = 0; i < layers.B.size(); ++i)
     projections.push_back(torch::randn({state.range(0), state.range(0)}, layers.B[i].options()));
-    results.push_back(torch::empty_like(layers.B[i]));
-  }
   TimeCalls(state, device, [&] {
     for (size_t i = 0; i < layers.B.size(); ++i)
-      internal::FusedProjectionCpu(layers.B[i].grad(), projections[i], results[i]);
+      internal::FusedProjectionCpu(layers.B[i].grad(), projections[i], torch::Tensor());
   });
   state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
 }

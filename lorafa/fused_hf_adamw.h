@@ -34,9 +34,10 @@ struct HfAdamWCoefficients {
 // best instruction set the CPU has (fused_hf_adamw_cpu_kernel.h, compiled once per set).
 void FusedHfAdamWCpu(const FusedUpdateLists& lists, const HfAdamWCoefficients& coefficients);
 
-// The CPU kernel's projection alone, g (rows × r) · P (r × r) with the tile and summation order of
-// FusedHfAdamWCpu, into `out` (g's shape and dtype), for contiguous float or double tensors: what the
-// benchmarks time against a GEMM, and what the tests compare with the exact product.
+// The CPU kernel's projection alone, g (rows × r) · P (r × r) with the work units, tile and summation
+// order of FusedHfAdamWCpu, for contiguous float or double tensors: into `out` (g's shape and dtype),
+// what the tests compare; or, with `out` undefined, into one unit's buffer per thread, as the step
+// keeps ĝ: the projection part of a step, which the benchmark times against a GEMM.
 void FusedProjectionCpu(const at::Tensor& grad, const at::Tensor& projection, const at::Tensor& out);
 
 // CUDA: set by //lorafa/cuda when it is linked; null otherwise (the step then runs per tensor).

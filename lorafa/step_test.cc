@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "lorafa/fused_hf_adamw.h"
 #include "lorafa/step.h"
 
 namespace lorafa {
@@ -49,6 +50,42 @@ TEST(LoraFAStep, NonContiguousParameterTakesThePerTensorPath) {
   EXPECT_TRUE(torch::equal(fused, per_tensor));
   EXPECT_TRUE(torch::equal(fused_lists.exp_avg.front(), per_tensor_lists.exp_avg.front()));
   EXPECT_FALSE(torch::equal(fused, storage.t()));  // it did move
+}
+
+// FusedProjectionCpu, which the benchmark times as the step's projection, is the step's ĝ bit for bit:
+// with β1 = 0 the step leaves m = 0·m + 1·ĝ, exactly ĝ. Ranks with and without a partial vector of
+// columns on every instruction set, and row counts that leave partial row tiles.
+TEST(FusedProjectionCpu, IsTheProjectionOfTheStep) {
+  for (torch::ScalarType dtype : {torch::kFloat32, torch::kFloat64}) {
+    for (int64_t r : {1, 3, 8, 17, 32, 64}) {
+      torch::manual_seed(r);
+      const torch::Tensor grad = torch::randn({37, r}, dtype), P = torch::randn({r, r}, dtype);
+      const torch::Tensor out = torch::empty_like(grad);
+      internal::FusedProjectionCpu(grad, P, out);
+
+      LoraFAStepLists lists;
+      lists.B = {torch::zeros_like(grad)};
+      lists.grad_B = {grad};
+      lists.exp_avg_B = {torch::zeros_like(grad)};
+      lists.exp_avg_sq_B = {torch::zeros_like(grad)};
+      lists.projection = {P};
+      lists.scaling = {1.0};
+      lists.step_B = {1};
+      LoraFAStep(lists, LoraFAOptions(1e-3).betas({0.0, 0.999}));
+      EXPECT_TRUE(torch::equal(out, lists.exp_avg_B.front())) << "r " << r << " dtype " << dtype;
+    }
+  }
+}
+
+TEST(FusedProjectionCpu, RejectsAMatrixOfTheWrongShapeNamingIt) {
+  const torch::Tensor grad = torch::randn({5, 4}), out = torch::zeros({5, 4});
+  try {
+    internal::FusedProjectionCpu(grad, torch::randn({3, 3}), out);
+    FAIL() << "no error";
+  } catch (const c10::ValueError& error) {
+    EXPECT_NE(std::string(error.what()).find("[3, 3]"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(out.abs().max().item<float>(), 0.0f);
 }
 
 }  // namespace

@@ -39,10 +39,13 @@ void FusedProjectionCpu(const at::Tensor& grad, const at::Tensor& projection, co
                         (grad.scalar_type() == at::kFloat || grad.scalar_type() == at::kDouble) &&
                         projection.scalar_type() == grad.scalar_type() && projection.is_contiguous() &&
                         projection.sizes() == at::IntArrayRef({grad.size(1), grad.size(1)}) &&
-                        out.scalar_type() == grad.scalar_type() && out.is_contiguous() && out.sizes() == grad.sizes(),
+                        (!out.defined() || (out.scalar_type() == grad.scalar_type() && out.is_contiguous() &&
+                                            out.sizes() == grad.sizes() && out.device().is_cpu())),
                     "FusedProjectionCpu: contiguous float or double CPU tensors, a (rows × r) gradient, an (r × r) "
-                    "matrix and a (rows × r) result of its dtype; got ", grad.sizes(), " ", grad.scalar_type(), ", ",
-                    projection.sizes(), " ", projection.scalar_type(), " and ", out.sizes(), " ", out.scalar_type());
+                    "matrix and a (rows × r) result of its dtype (or none); got ", grad.sizes(), " ",
+                    grad.scalar_type(), ", ", projection.sizes(), " ", projection.scalar_type(), " and ",
+                    out.defined() ? out.sizes() : at::IntArrayRef{}, out.defined() ? " " : "no result",
+                    out.defined() ? c10::toString(out.scalar_type()) : "");
   if (grad.numel() == 0) return;
   if (Capability() == "AVX512") AVX512::FusedProjectionCpuKernel(grad, projection, out);
   else if (Capability() == "AVX2") AVX2::FusedProjectionCpuKernel(grad, projection, out);

@@ -51,29 +51,45 @@ struct Constants {
   bool has_decay;
 };
 
+// m ← β1·m + (1−β1)·g and v ← β2·v + (1−β2)·g·g for `count` elements at offset i (count ≤ W).
+template <typename C>
+inline void UpdateMoments(const C* g, C* m, C* v, int64_t i, int64_t count, const Constants<C>& k) {
+  using Vec = Vectorized<C>;
+  const Vec gi = Vec::loadu(g + i, count);
+  const Vec mi = at::vec::fmadd(gi, k.one_minus_beta1, Vec::loadu(m + i, count) * k.beta1);  // m.mul_(β1).add_(g, 1−β1)
+  const Vec vi = at::vec::fmadd(k.one_minus_beta2 * gi, gi, Vec::loadu(v + i, count) * k.beta2);  // v.mul_(β2).addcmul_(g, g, 1−β2)
+  mi.store(m + i, count);
+  vi.store(v + i, count);
+}
+
+// p ← p + (−step_size·m)/(√v + eps), then the decay, for `count` elements at offset i, √v in root.
+template <typename C>
+inline void UpdateParameter(C* p, const C* m, const C* root, int64_t i, int64_t count, const Constants<C>& k) {
+  using Vec = Vectorized<C>;
+  const Vec denom = Vec::loadu(root + i, count) + k.eps;                                   // .add_(eps)
+  Vec pi = Vec::loadu(p + i, count) + k.neg_step_size * Vec::loadu(m + i, count) / denom;  // p.addcdiv_(m, denom, −step)
+  if (k.has_decay) pi = at::vec::fmadd(pi, k.decay, pi);                                   // p.add_(p, −lr·wd)
+  pi.store(p + i, count);
+}
+
 // HF-AdamW on n contiguous elements with update direction g, `root` scratch for √v. Each line is one
 // ATen call of the per-tensor path (hf_adamw.cc) with the arithmetic of that call's kernel: add_ with
 // alpha is vec::fmadd there; addcmul_ (self + value·t1·t2) is compiled into a fused multiply-add of
 // (value·t1)·t2 and self; sqrt is MKL's (aten_sqrt.h); mul_, add_ of eps and addcdiv_
-// (self + value·t1/t2) round every operation.
+// (self + value·t1/t2) round every operation. Full vectors in the loops, the last partial one after.
+// Spans of kSpanElements, so that g, m, v, p and √v (20 KiB of float) stay in L1 from the first pass
+// to the second.
+constexpr int64_t kSpanElements = 1024;
 template <typename C>
 void UpdateSpan(C* p, const C* g, C* m, C* v, C* root, int64_t n, const Constants<C>& k) {
-  using Vec = Vectorized<C>;
-  for (int64_t i = 0; i < n; i += Vec::size()) {
-    const int64_t count = std::min<int64_t>(Vec::size(), n - i);
-    const Vec gi = Vec::loadu(g + i, count);
-    const Vec mi = at::vec::fmadd(gi, k.one_minus_beta1, Vec::loadu(m + i, count) * k.beta1);  // m.mul_(β1).add_(g, 1−β1)
-    const Vec vi = at::vec::fmadd(k.one_minus_beta2 * gi, gi, Vec::loadu(v + i, count) * k.beta2);  // v.mul_(β2).addcmul_(g, g, 1−β2)
-    mi.store(m + i, count);
-    vi.store(v + i, count);
-  }
-  AtenSqrt(v, root, n);  // v.sqrt()
-  for (int64_t i = 0; i < n; i += Vec::size()) {
-    const int64_t count = std::min<int64_t>(Vec::size(), n - i);
-    const Vec denom = Vec::loadu(root + i, count) + k.eps;                                   // .add_(eps)
-    Vec pi = Vec::loadu(p + i, count) + k.neg_step_size * Vec::loadu(m + i, count) / denom;  // p.addcdiv_(m, denom, −step)
-    if (k.has_decay) pi = at::vec::fmadd(pi, k.decay, pi);                                   // p.add_(p, −lr·wd)
-    pi.store(p + i, count);
+  constexpr int64_t W = Vectorized<C>::size();
+  for (int64_t begin = 0; begin < n; begin += kSpanElements) {
+    const int64_t end = std::min(n, begin + kSpanElements), full = begin + (end - begin) / W * W;
+    for (int64_t i = begin; i < full; i += W) UpdateMoments(g, m, v, i, W, k);
+    if (full < end) UpdateMoments(g, m, v, full, end - full, k);
+    AtenSqrt(v + begin, root + begin, end - begin);  // v.sqrt()
+    for (int64_t i = begin; i < full; i += W) UpdateParameter(p, m, root, i, W, k);
+    if (full < end) UpdateParameter(p, m, root, full, end - full, k);
   }
 }
 
@@ -202,12 +218,18 @@ void FusedHfAdamWCpuKernel(const FusedUpdateLists& lists, const HfAdamWCoefficie
 void FusedProjectionCpuKernel(const at::Tensor& grad, const at::Tensor& projection, const at::Tensor& out) {
   const int64_t rows = grad.size(0), r = grad.size(1);
   const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / r);
+  const int64_t units = (rows + rows_per_unit - 1) / rows_per_unit;
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "FusedProjectionCpu", [&] {
     const scalar_t* g = grad.const_data_ptr<scalar_t>();
     const scalar_t* P = projection.const_data_ptr<scalar_t>();
-    scalar_t* result = out.data_ptr<scalar_t>();
-    at::parallel_for(0, rows, rows_per_unit, [&](int64_t begin, int64_t end) {
-      ProjectRows(g + begin * r, P, end - begin, r, result + begin * r);
+    scalar_t* result = out.defined() ? out.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, units, 1, [&](int64_t first, int64_t last) {
+      // Without `out`, each unit's rows go to one unit's buffer, as the step's ĝ does.
+      std::vector<scalar_t> unit_buffer(result == nullptr ? rows_per_unit * r : 0);
+      for (int64_t u = first; u < last; ++u) {
+        const int64_t begin = u * rows_per_unit, end = std::min(rows, begin + rows_per_unit);
+        ProjectRows(g + begin * r, P, end - begin, r, result ? result + begin * r : unit_buffer.data());
+      }
     });
   });
 }
