@@ -151,13 +151,13 @@ void BM_projection_mm(benchmark::State& state, c10::Device device) {
 // gemm_peak's.
 void BM_lorafa_projection(benchmark::State& state, c10::Device device) {
   LoraLayers layers = MakeLayers(state, device, /*a_has_grad=*/false);
-  std::vector<torch::Tensor> projections;
-  for (size_t i = 0; i < layers.B.size(); ++i)
-    projections.push_back(torch::randn({state.range(0), state.range(0)}, layers.B[i].options()));
-  TimeCalls(state, device, [&] {
-    for (size_t i = 0; i < layers.B.size(); ++i)
-      internal::FusedProjectionCpu(layers.B[i].grad(), projections[i], torch::Tensor());
-  });
+  std::vector<torch::Tensor> grads, projections;
+  for (const torch::Tensor& B : layers.B) {
+    grads.push_back(B.grad());
+    projections.push_back(torch::randn({state.range(0), state.range(0)}, B.options()));
+  }
+  const std::vector<torch::Tensor> in_unit_buffers(grads.size());  // undefined: ĝ kept as the step keeps it
+  TimeCalls(state, device, [&] { internal::FusedProjectionCpu(grads, projections, in_unit_buffers); });
   state.counters["projection_flops"] = ProjectionFlops(state, layers.B);
 }
 

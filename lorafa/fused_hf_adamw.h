@@ -34,11 +34,13 @@ struct HfAdamWCoefficients {
 // best instruction set the CPU has (fused_hf_adamw_cpu_kernel.h, compiled once per set).
 void FusedHfAdamWCpu(const FusedUpdateLists& lists, const HfAdamWCoefficients& coefficients);
 
-// The CPU kernel's projection alone, g (rows × r) · P (r × r) with the work units, tile and summation
-// order of FusedHfAdamWCpu, for contiguous float or double tensors: into `out` (g's shape and dtype),
-// what the tests compare; or, with `out` undefined, into one unit's buffer per thread, as the step
-// keeps ĝ: the projection part of a step, which the benchmark times against a GEMM.
-void FusedProjectionCpu(const at::Tensor& grad, const at::Tensor& projection, const at::Tensor& out);
+// The CPU kernel's projection alone, ĝ = g (rows × r) · P (r × r) for every entry, with the work units,
+// tiles and summation order of FusedHfAdamWCpu, in one parallel_for: into `outs[i]` (g's shape and
+// dtype), what the tests compare; or, where `outs[i]` is undefined, into one unit's buffer per thread
+// as the step keeps ĝ: the projection part of a step, which the benchmark times against a GEMM.
+// Contiguous, non-empty float or double tensors, one dtype for all.
+void FusedProjectionCpu(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& projections,
+                        const std::vector<at::Tensor>& outs);
 
 // CUDA: set by //lorafa/cuda when it is linked; null otherwise (the step then runs per tensor).
 using FusedHfAdamWKernel = void (*)(const FusedUpdateLists&, const HfAdamWCoefficients&);

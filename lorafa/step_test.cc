@@ -61,7 +61,7 @@ TEST(FusedProjectionCpu, IsTheProjectionOfTheStep) {
       torch::manual_seed(r);
       const torch::Tensor grad = torch::randn({37, r}, dtype), P = torch::randn({r, r}, dtype);
       const torch::Tensor out = torch::empty_like(grad);
-      internal::FusedProjectionCpu(grad, P, out);
+      internal::FusedProjectionCpu({grad}, {P}, {out});
 
       LoraFAStepLists lists;
       lists.B = {torch::zeros_like(grad)};
@@ -80,7 +80,7 @@ TEST(FusedProjectionCpu, IsTheProjectionOfTheStep) {
 TEST(FusedProjectionCpu, RejectsAMatrixOfTheWrongShapeNamingIt) {
   const torch::Tensor grad = torch::randn({5, 4}), out = torch::zeros({5, 4});
   try {
-    internal::FusedProjectionCpu(grad, torch::randn({3, 3}), out);
+    internal::FusedProjectionCpu({grad}, {torch::randn({3, 3})}, {out});
     FAIL() << "no error";
   } catch (const c10::ValueError& error) {
     EXPECT_NE(std::string(error.what()).find("[3, 3]"), std::string::npos) << error.what();

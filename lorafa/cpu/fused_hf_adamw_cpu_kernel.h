@@ -215,20 +215,31 @@ void FusedHfAdamWCpuKernel(const FusedUpdateLists& lists, const HfAdamWCoefficie
   });
 }
 
-void FusedProjectionCpuKernel(const at::Tensor& grad, const at::Tensor& projection, const at::Tensor& out) {
-  const int64_t rows = grad.size(0), r = grad.size(1);
-  const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / r);
-  const int64_t units = (rows + rows_per_unit - 1) / rows_per_unit;
-  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "FusedProjectionCpu", [&] {
-    const scalar_t* g = grad.const_data_ptr<scalar_t>();
-    const scalar_t* P = projection.const_data_ptr<scalar_t>();
-    scalar_t* result = out.defined() ? out.data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, units, 1, [&](int64_t first, int64_t last) {
-      // Without `out`, each unit's rows go to one unit's buffer, as the step's ĝ does.
-      std::vector<scalar_t> unit_buffer(result == nullptr ? rows_per_unit * r : 0);
+void FusedProjectionCpuKernel(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& projections,
+                              const std::vector<at::Tensor>& outs) {
+  // The step's units over every entry, in one parallel_for, as FusedHfAdamWCpuKernel runs them.
+  std::vector<Unit> units;
+  int64_t largest_unit = 1;
+  for (size_t e = 0; e < grads.size(); ++e) {
+    const int64_t rows = grads[e].size(0), r = grads[e].size(1);
+    const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / r);
+    largest_unit = std::max(largest_unit, rows_per_unit * r);
+    for (int64_t begin = 0; begin < rows; begin += rows_per_unit)
+      units.push_back({static_cast<int64_t>(e), begin, std::min(rows, begin + rows_per_unit)});
+  }
+  AT_DISPATCH_FLOATING_TYPES(grads.front().scalar_type(), "FusedProjectionCpu", [&] {
+    at::parallel_for(0, static_cast<int64_t>(units.size()), 1, [&](int64_t first, int64_t last) {
+      // Without a result tensor, each unit's rows go to one unit's buffer, as the step's ĝ does.
+      std::vector<scalar_t> unit_buffer(largest_unit);
       for (int64_t u = first; u < last; ++u) {
-        const int64_t begin = u * rows_per_unit, end = std::min(rows, begin + rows_per_unit);
-        ProjectRows(g + begin * r, P, end - begin, r, result ? result + begin * r : unit_buffer.data());
+        const Unit& unit = units[static_cast<size_t>(u)];
+        const at::Tensor& grad = grads[static_cast<size_t>(unit.entry)];
+        const at::Tensor& out = outs[static_cast<size_t>(unit.entry)];
+        const int64_t r = grad.size(1);
+        scalar_t* result = out.defined() ? out.data_ptr<scalar_t>() + unit.begin * r : unit_buffer.data();
+        ProjectRows(grad.const_data_ptr<scalar_t>() + unit.begin * r,
+                    projections[static_cast<size_t>(unit.entry)].const_data_ptr<scalar_t>(), unit.end - unit.begin,
+                    r, result);
       }
     });
   });

@@ -25,18 +25,27 @@ namespace lorafa::internal::CPU_CAPABILITY {
 namespace {
 
 #if defined(CPU_CAPABILITY_AVX512)
-// 32 zmm registers: 6 × 4 = 24 accumulators, 4 for P's row, 1 for the broadcast g.
+// 32 zmm registers: 6 × 4 = 24 accumulators, 4 for P's row, 1 for the broadcast g. When r is one or
+// two whole vectors (16 or 32 floats), 12 rows × 2: as many accumulators, and a k loop twice as long
+// against the tile's fixed cost (zeroing, stores, call). Not with a partial vector: its mask and 12
+// row pointers do not fit the general registers.
 constexpr int kTileRows = 6;
 constexpr int kTileVectors = 4;
+constexpr int kNarrowTileRows = 12;
+constexpr int kNarrowTileVectors = 2;
 #elif defined(CPU_CAPABILITY_AVX2)
 // 16 ymm registers: 6 × 2 = 12 accumulators, 2 for P's row, 1 for the broadcast g.
 constexpr int kTileRows = 6;
 constexpr int kTileVectors = 2;
+constexpr int kNarrowTileRows = kTileRows;
+constexpr int kNarrowTileVectors = kTileVectors;
 #else
 // DEFAULT: a Vectorized is an array of two SSE registers (16 of them): 4 × 1 accumulators, P's row,
 // the broadcast.
 constexpr int kTileRows = 4;
 constexpr int kTileVectors = 1;
+constexpr int kNarrowTileRows = kTileRows;
+constexpr int kNarrowTileVectors = kTileVectors;
 #endif
 
 // The first `count` (< size) lanes at p, the others zero; and their store. ATen's AVX2 loadu/store with
@@ -82,7 +91,7 @@ void ProjectTile(const C* g, const C* P, int64_t r, int64_t j, int64_t count, C*
   constexpr int64_t W = Vec::size();
   // Fully unrolled so the accumulators live in registers.
   Vec acc[kRows][kVectors];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int row = 0; row < kRows; ++row)
 #pragma GCC unroll 4
     for (int x = 0; x < kVectors; ++x) acc[row][x] = Vec(C(0));
@@ -95,7 +104,7 @@ void ProjectTile(const C* g, const C* P, int64_t r, int64_t j, int64_t count, C*
 #pragma GCC unroll 4
       for (int x = 0; x < kVectors; ++x) pk[x] = Vec::loadu(p_row + x * W);
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int row = 0; row < kRows; ++row) {
       const Vec gk(g[row * r + k]);
 #pragma GCC unroll 4
@@ -103,7 +112,7 @@ void ProjectTile(const C* g, const C* P, int64_t r, int64_t j, int64_t count, C*
     }
   }
   // Stored through copies: a store() of acc itself would take its address and keep it in memory.
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int row = 0; row < kRows; ++row) {
 #pragma GCC unroll 4
     for (int x = 0; x < kVectors; ++x) {
@@ -117,39 +126,57 @@ void ProjectTile(const C* g, const C* P, int64_t r, int64_t j, int64_t count, C*
   }
 }
 
-// Every column of kRows rows: whole tiles, then the remaining full vectors, then the partial vector.
-template <typename C, int kRows>
+// Every column of kRows rows: tiles of kVectors vectors, then the remaining full vectors, then the
+// partial vector.
+template <typename C, int kRows, int kVectors>
 void ProjectRowBlock(const C* g, const C* P, int64_t r, C* out) {
   constexpr int64_t W = at::vec::Vectorized<C>::size();
   const int64_t full_columns = r / W * W;
   int64_t j = 0;
-  for (; j + kTileVectors * W <= full_columns; j += kTileVectors * W)
-    ProjectTile<C, kRows, kTileVectors, false>(g, P, r, j, W, out);
-  switch ((full_columns - j) / W) {  // the full vectors left, fewer than kTileVectors
-    case 3: if constexpr (kTileVectors > 3) ProjectTile<C, kRows, 3, false>(g, P, r, j, W, out); break;
-    case 2: if constexpr (kTileVectors > 2) ProjectTile<C, kRows, 2, false>(g, P, r, j, W, out); break;
-    case 1: if constexpr (kTileVectors > 1) ProjectTile<C, kRows, 1, false>(g, P, r, j, W, out); break;
+  for (; j + kVectors * W <= full_columns; j += kVectors * W) ProjectTile<C, kRows, kVectors, false>(g, P, r, j, W, out);
+  switch ((full_columns - j) / W) {  // the full vectors left, fewer than kVectors
+    case 3: if constexpr (kVectors > 3) ProjectTile<C, kRows, 3, false>(g, P, r, j, W, out); break;
+    case 2: if constexpr (kVectors > 2) ProjectTile<C, kRows, 2, false>(g, P, r, j, W, out); break;
+    case 1: if constexpr (kVectors > 1) ProjectTile<C, kRows, 1, false>(g, P, r, j, W, out); break;
     default: break;
   }
-  j = full_columns;
-  if (j < r) ProjectTile<C, kRows, 1, true>(g, P, r, j, r - j, out);
+  // ProjectRows gives taller blocks than kTileRows whole vectors only.
+  if constexpr (kRows <= kTileRows) {
+    if (full_columns < r) ProjectTile<C, kRows, 1, true>(g, P, r, full_columns, r - full_columns, out);
+  }
 }
 
-// out (rows × r) = g (rows × r) · P (r × r), rows by tiles of kTileRows, then the rows left over.
+// Rows by blocks of kTileRows, then the rows left over, one block of their count.
 template <typename C>
-void ProjectRows(const C* g, const C* P, int64_t rows, int64_t r, C* out) {
+void ProjectRowsByTile(const C* g, const C* P, int64_t rows, int64_t r, C* out) {
   int64_t row = 0;
-  for (; row + kTileRows <= rows; row += kTileRows) ProjectRowBlock<C, kTileRows>(g + row * r, P, r, out + row * r);
+  for (; row + kTileRows <= rows; row += kTileRows)
+    ProjectRowBlock<C, kTileRows, kTileVectors>(g + row * r, P, r, out + row * r);
   g += row * r;
   out += row * r;
   switch (rows - row) {
-    case 5: if constexpr (kTileRows > 5) ProjectRowBlock<C, 5>(g, P, r, out); break;
-    case 4: if constexpr (kTileRows > 4) ProjectRowBlock<C, 4>(g, P, r, out); break;
-    case 3: ProjectRowBlock<C, 3>(g, P, r, out); break;
-    case 2: ProjectRowBlock<C, 2>(g, P, r, out); break;
-    case 1: ProjectRowBlock<C, 1>(g, P, r, out); break;
+    case 5: if constexpr (kTileRows > 5) ProjectRowBlock<C, 5, kTileVectors>(g, P, r, out); break;
+    case 4: if constexpr (kTileRows > 4) ProjectRowBlock<C, 4, kTileVectors>(g, P, r, out); break;
+    case 3: ProjectRowBlock<C, 3, kTileVectors>(g, P, r, out); break;
+    case 2: ProjectRowBlock<C, 2, kTileVectors>(g, P, r, out); break;
+    case 1: ProjectRowBlock<C, 1, kTileVectors>(g, P, r, out); break;
     default: break;
   }
+}
+
+// out (rows × r) = g (rows × r) · P (r × r). Where r is at most kNarrowTileVectors whole vectors and
+// the set has a taller tile for that, its blocks first; the rows left over by the usual tiles.
+template <typename C>
+void ProjectRows(const C* g, const C* P, int64_t rows, int64_t r, C* out) {
+  constexpr int64_t W = at::vec::Vectorized<C>::size();
+  int64_t row = 0;
+  if constexpr (kNarrowTileRows != kTileRows) {
+    if (r <= kNarrowTileVectors * W && r % W == 0) {
+      for (; row + kNarrowTileRows <= rows; row += kNarrowTileRows)
+        ProjectRowBlock<C, kNarrowTileRows, kNarrowTileVectors>(g + row * r, P, r, out + row * r);
+    }
+  }
+  ProjectRowsByTile(g + row * r, P, rows - row, r, out + row * r);
 }
 
 }  // namespace
