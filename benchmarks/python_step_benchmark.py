@@ -25,7 +25,7 @@ from lorafa import _C
 # r values, widths, layer counts — the optimizer benchmark's sweeps at the same names.
 SWEEPS = {
     "smoke": ([4], [64], [2]),
-    "quick": ([8, 32, 64], [1024], [32]),
+    "quick": ([8, 16, 32, 64], [1024], [32]),
     "full": ([8, 16, 32, 64, 128, 256], [1024, 4096], [1, 32]),
 }
 LR = 1e-4
