@@ -20,7 +20,6 @@ import torch
 import torch.utils.benchmark as benchmark
 
 import lorafa
-from lorafa import _C
 
 # r values, widths, layer counts — the optimizer benchmark's sweeps at the same names.
 SWEEPS = {
@@ -53,13 +52,13 @@ class _CppStepOnly:
     """lorafa.LoraFAOptimizer's C++ step with the lists its step() would plan, planned once."""
 
     def __init__(self, layers):
-        self.optimizer = lorafa_optimizer(layers)
-        self.optimizer.step()  # the state exists from here on
-        self.plans = [(group, self.optimizer._plan(group)[0]) for group in self.optimizer.param_groups]
+        optimizer = lorafa_optimizer(layers)
+        optimizer.step()  # the state exists from here on
+        self.planner = optimizer._planner
+        self.planner.prepare(optimizer.param_groups, optimizer.state)
 
     def step(self):
-        for group, lists in self.plans:
-            _C.step(group, **lists)
+        self.planner.run()
 
 
 def peft_optimizer(layers):

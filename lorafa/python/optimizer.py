@@ -42,12 +42,6 @@ class LoraPair(NamedTuple):
 _A_TO_B = ((".lora_A.", ".lora_B."), (".lora_embedding_A.", ".lora_embedding_B."))
 
 
-def _step_dtype():
-    """The dtype of a state's step count, as torch's own optimizers choose it: float64 under a float64
-    default dtype, float32 otherwise."""
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-
-
 def _scaling_factors_of(group):
     """A PEFT-layout group's per-parameter scalings, as PEFT's step reads them."""
     if "scaling_factors" in group:
@@ -84,11 +78,6 @@ def _pairs_from_group_names(param_groups):
                     raise ValueError(f"LoRA pair '{module}.{adapter}': its B has no scaling in 'scaling_factors'")
                 pairs.append(LoraPair(f"{module}.{adapter}", A, B, float(scaling)))
     return pairs
-
-
-class _PairEntry(NamedTuple):
-    pair: LoraPair
-    projection: "_C.PairProjection"  # the cached (A Aᵀ + δI)⁺ of this pair
 
 
 class LoraFAOptimizer(torch.optim.Optimizer):
@@ -130,8 +119,8 @@ class LoraFAOptimizer(torch.optim.Optimizer):
             pairs = _pairs_from_group_names(self.param_groups)
         else:
             pairs = [LoraPair(name, A, B, float(scaling)) for name, A, B, scaling in lora_pairs]
-        self._frozen_ids = {id(pair.A) for pair in pairs}  # in a group only in PEFT's layout; never stepped
-        trained = [p for group in self.param_groups for p in group["params"] if id(p) not in self._frozen_ids]
+        a_ids = {id(pair.A) for pair in pairs}  # in a group only in PEFT's layout; never stepped
+        trained = [p for group in self.param_groups for p in group["params"] if id(p) not in a_ids]
         b_ids = {id(pair.B) for pair in pairs}
         others = [p for p in trained if id(p) not in b_ids]
         _C.validate_pairs([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
@@ -140,12 +129,17 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         for pair in pairs:
             if id(pair.B) not in trained_ids:
                 raise ValueError(f"the B of LoRA pair '{pair.name}' is not among the optimizer's parameters")
-        self._pairs = {id(pair.B): _PairEntry(pair, _C.PairProjection()) for pair in pairs}
+        self._lora_pairs = pairs
+        # Each step is planned and run in C++ (lorafa/python/step_planner.h), which keeps each pair's
+        # cached (A Aᵀ + δI)⁺; a new state's step count takes torch's dtype (float64 under a float64
+        # default dtype, else float32).
+        self._planner = _C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
+                                       [p.scaling for p in pairs])
         self.skipped_steps = 0
 
     @property
     def lora_pairs(self):
-        return [entry.pair for entry in self._pairs.values()]
+        return list(self._lora_pairs)
 
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
@@ -158,59 +152,12 @@ class LoraFAOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         # Everything that can fail (a sparse gradient, a pseudo-inverse, a bad option) happens for every
-        # group before any parameter or state changes; the C++ step counts each state's step up.
-        plans = [self._plan(group) for group in self.param_groups]
-        guarded = [grad for group, (lists, _) in zip(self.param_groups, plans) if group.get("skip_nonfinite")
-                   for grad in lists["grad_B"] + lists["grads"]]
-        if guarded and not _C.gradients_are_finite(guarded):
+        # group in prepare, before any parameter or state changes; run counts each state's step up.
+        new_states = self._planner.prepare(self.param_groups, self.state)
+        if not self._planner.gradients_are_finite():
             self.skipped_steps += 1
             return loss
-        for group, (lists, new_states) in zip(self.param_groups, plans):
-            _C.step(group, **lists)
-            for param, state in new_states:
-                self.state[param] = state
+        self._planner.run()
+        for param, state in new_states:
+            self.state[param] = state
         return loss
-
-    def _plan(self, group):
-        """The C++ step's lists for one group, and the states to store once it has run (new ones, and
-        ones whose moments moved to their parameter's device or dtype)."""
-        _C.validate_options(group)
-        lists = {key: [] for key in ("B", "grad_B", "exp_avg_B", "exp_avg_sq_B", "projection", "scaling", "step_B",
-                                     "params", "grads", "exp_avg", "exp_avg_sq", "step")}
-        new_states = []
-        projection, pinv_delta = group["projection"], group["pinv_delta"]
-        for param in group["params"]:
-            grad = param.grad
-            if grad is None or id(param) in self._frozen_ids:  # a B without gradient: PEFT raises
-                continue
-            if grad.is_sparse:
-                raise TypeError("LoraFAOptimizer does not support sparse gradients")
-            state = self.state.get(param)
-            if not state:
-                zeros = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state = {"step": torch.tensor(0.0, dtype=_step_dtype()), "exp_avg": zeros,
-                         "exp_avg_sq": zeros.clone()}
-                new_states.append((param, state))
-            elif state["exp_avg"].device != param.device or state["exp_avg"].dtype != param.dtype:
-                state = {"step": state["step"].clone(),  # the state follows its parameter
-                         "exp_avg": state["exp_avg"].to(device=param.device, dtype=param.dtype),
-                         "exp_avg_sq": state["exp_avg_sq"].to(device=param.device, dtype=param.dtype)}
-                new_states.append((param, state))
-            entry = self._pairs.get(id(param))
-            if entry is None:
-                lists["params"].append(param)
-                lists["grads"].append(grad)
-                lists["exp_avg"].append(state["exp_avg"])
-                lists["exp_avg_sq"].append(state["exp_avg_sq"])
-                lists["step"].append(state["step"])
-                continue
-            pair = entry.pair
-            lists["B"].append(param)
-            lists["grad_B"].append(grad)
-            lists["exp_avg_B"].append(state["exp_avg"])
-            lists["exp_avg_sq_B"].append(state["exp_avg_sq"])
-            lists["projection"].append(entry.projection.matrix(pair.name, pair.A, param, pair.scaling, grad,
-                                                               projection, pinv_delta))
-            lists["scaling"].append(pair.scaling)
-            lists["step_B"].append(state["step"])
-        return lists, new_states

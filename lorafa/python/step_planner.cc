@@ -1,0 +1,190 @@
+#include "lorafa/python/step_planner.h"
+
+#include <tuple>
+#include <utility>
+
+#include <ATen/ops/zeros_like.h>
+#include <c10/core/DefaultDtype.h>
+#include <c10/util/Exception.h>
+#include <pybind11/stl.h>
+#include <torch/csrc/autograd/python_variable.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include "lorafa/lora_pair.h"
+
+namespace lorafa::python {
+namespace {
+
+namespace py = pybind11;
+
+Projection ParseProjection(const std::string& name) {
+  if (name == "exact") return Projection::kExact;
+  if (name == "peft_bf16") return Projection::kPeftBf16;
+  TORCH_CHECK_VALUE(false, "projection must be \"exact\" or \"peft_bf16\", got \"", name, "\"");
+}
+
+// A state's step count is a one-element CPU tensor, float32, or float64 under a float64 default dtype,
+// as torch's optimizers keep it (a checkpoint may hold either). Read and counted up through its
+// pointer: an ATen call per tensor (item, add_) would cost more than the step itself.
+void CheckStepCount(const at::Tensor& step) {
+  TORCH_CHECK_VALUE(step.is_cpu() && (step.scalar_type() == at::kFloat || step.scalar_type() == at::kDouble) &&
+                        step.numel() == 1,
+                    "a state's step must be a one-element float32 or float64 CPU tensor, got ", step.scalar_type(),
+                    " of ", step.numel(), " elements on ", step.device());
+}
+
+int64_t ReadStepCount(const at::Tensor& step) {
+  return step.scalar_type() == at::kDouble ? static_cast<int64_t>(*step.const_data_ptr<double>())
+                                           : static_cast<int64_t>(*step.const_data_ptr<float>());
+}
+
+void CountUp(const at::Tensor& step) {
+  if (step.scalar_type() == at::kDouble) {
+    *step.data_ptr<double>() += 1.0;
+  } else {
+    *step.data_ptr<float>() += 1.0f;
+  }
+}
+
+std::vector<int64_t> NextSteps(const std::vector<at::Tensor>& counts) {
+  std::vector<int64_t> next;
+  next.reserve(counts.size());
+  for (const at::Tensor& count : counts) next.push_back(ReadStepCount(count) + 1);
+  return next;
+}
+
+// The dtype torch's optimizers give a new step count: float64 under a float64 default dtype, else float32.
+at::ScalarType StepCountDtype() {
+  return c10::typeMetaToScalarType(c10::get_default_dtype()) == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+py::dict NewState(const at::Tensor& step, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq) {
+  py::dict state;
+  state["step"] = py::cast(step);
+  state["exp_avg"] = py::cast(exp_avg);
+  state["exp_avg_sq"] = py::cast(exp_avg_sq);
+  return state;
+}
+
+}  // namespace
+
+LoraFAOptions OptionsOfGroup(const py::dict& group) {
+  LoraFAOptions options(group["lr"].cast<double>());
+  options.betas(group["betas"].cast<std::tuple<double, double>>())
+      .eps(group["eps"].cast<double>())
+      .weight_decay(group["weight_decay"].cast<double>())
+      .correct_bias(group["correct_bias"].cast<bool>())
+      .pinv_delta(group["pinv_delta"].cast<double>())
+      .skip_nonfinite(group.contains("skip_nonfinite") && group["skip_nonfinite"].cast<bool>())
+      .projection(ParseProjection(group["projection"].cast<std::string>()));
+  ValidateOptions(options);
+  return options;
+}
+
+StepPlanner::StepPlanner(const std::vector<std::string>& names, const std::vector<at::Tensor>& A,
+                         const std::vector<at::Tensor>& B, const std::vector<double>& scalings) {
+  // The pairs were checked by validate_pairs; the lists must still line up.
+  TORCH_CHECK_VALUE(A.size() == names.size() && B.size() == names.size() && scalings.size() == names.size(),
+                    "StepPlanner: one A, B and scaling per pair name");
+  pairs_.reserve(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    pairs_.push_back({names[i], A[i], scalings[i], {}});
+    pair_of_B_[B[i].unsafeGetTensorImpl()] = i;
+    frozen_A_.insert(A[i].unsafeGetTensorImpl());
+  }
+}
+
+py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
+  // torch keys state by parameter, and a dict lookup by tensor calls Tensor.__hash__ in Python (about a
+  // microsecond each); one walk over the dict, which hashes nothing, finds every parameter's state.
+  std::unordered_map<const c10::TensorImpl*, PyObject*> state_of;
+  PyObject *key = nullptr, *value = nullptr;
+  for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) {
+    if (THPVariable_Check(key)) state_of[THPVariable_Unpack(key).unsafeGetTensorImpl()] = value;
+  }
+  std::vector<GroupPlan> plans;
+  py::list new_states;
+  const py::str step_key("step"), exp_avg_key("exp_avg"), exp_avg_sq_key("exp_avg_sq");
+  for (const py::handle group_handle : groups) {
+    const py::dict group = py::reinterpret_borrow<py::dict>(group_handle);
+    GroupPlan plan{OptionsOfGroup(group), {}, {}, {}};
+    LoraFAStepLists& lists = plan.lists;
+    for (const py::handle param_handle : group["params"]) {
+      const at::Tensor param = py::cast<at::Tensor>(param_handle);
+      if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) continue;  // a pair's A: never stepped
+      const at::Tensor grad = param.grad();
+      if (!grad.defined()) continue;  // also a B without gradient in this step, where PEFT raises
+      TORCH_CHECK_TYPE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
+
+      at::Tensor step, exp_avg, exp_avg_sq;
+      const auto found = state_of.find(param.unsafeGetTensorImpl());
+      const py::dict existing =
+          found != state_of.end() ? py::reinterpret_borrow<py::dict>(found->second) : py::dict();
+      if (py::len(existing) == 0) {
+        step = at::zeros({}, at::TensorOptions().dtype(StepCountDtype()));
+        exp_avg = at::zeros_like(param, at::MemoryFormat::Preserve);
+        exp_avg_sq = at::zeros_like(param, at::MemoryFormat::Preserve);
+        new_states.append(py::make_tuple(param_handle, NewState(step, exp_avg, exp_avg_sq)));
+      } else {
+        step = py::cast<at::Tensor>(existing[step_key]);
+        exp_avg = py::cast<at::Tensor>(existing[exp_avg_key]);
+        exp_avg_sq = py::cast<at::Tensor>(existing[exp_avg_sq_key]);
+        if (exp_avg.device() != param.device() || exp_avg.scalar_type() != param.scalar_type()) {
+          // The state follows its parameter.
+          step = step.clone();
+          exp_avg = exp_avg.to(param.device(), param.scalar_type());
+          exp_avg_sq = exp_avg_sq.to(param.device(), param.scalar_type());
+          new_states.append(py::make_tuple(param_handle, NewState(step, exp_avg, exp_avg_sq)));
+        }
+      }
+      CheckStepCount(step);
+
+      const auto pair = pair_of_B_.find(param.unsafeGetTensorImpl());
+      if (pair == pair_of_B_.end()) {
+        lists.params.push_back(param);
+        lists.grads.push_back(grad);
+        lists.exp_avg.push_back(exp_avg);
+        lists.exp_avg_sq.push_back(exp_avg_sq);
+        plan.step_counts.push_back(step);
+        continue;
+      }
+      Pair& entry = pairs_[pair->second];
+      const LoraPair lora_pair{entry.name, entry.A, param, entry.scaling};
+      lists.B.push_back(param);
+      lists.grad_B.push_back(grad);
+      lists.exp_avg_B.push_back(exp_avg);
+      lists.exp_avg_sq_B.push_back(exp_avg_sq);
+      lists.projection.push_back(entry.projection.Matrix(lora_pair, grad.scalar_type(), plan.options.projection(),
+                                                         plan.options.pinv_delta()));
+      lists.scaling.push_back(entry.scaling);
+      plan.step_B_counts.push_back(step);
+    }
+    plans.push_back(std::move(plan));
+  }
+  plans_ = std::move(plans);  // only once every group is planned
+  return new_states;
+}
+
+bool StepPlanner::GradientsAreFinite() const {
+  std::vector<at::Tensor> guarded;
+  for (const GroupPlan& plan : plans_) {
+    if (!plan.options.skip_nonfinite()) continue;
+    guarded.insert(guarded.end(), plan.lists.grad_B.begin(), plan.lists.grad_B.end());
+    guarded.insert(guarded.end(), plan.lists.grads.begin(), plan.lists.grads.end());
+  }
+  return guarded.empty() || lorafa::GradientsAreFinite(guarded);
+}
+
+void StepPlanner::Run() {
+  py::gil_scoped_release release;  // the step can take a while; other Python threads may run
+  for (GroupPlan& plan : plans_) {
+    plan.lists.step_B = NextSteps(plan.step_B_counts);
+    plan.lists.step = NextSteps(plan.step_counts);
+    LoraFAStep(plan.lists, plan.options);
+    for (const auto* counts : {&plan.step_B_counts, &plan.step_counts}) {
+      for (const at::Tensor& count : *counts) CountUp(count);
+    }
+  }
+}
+
+}  // namespace lorafa::python

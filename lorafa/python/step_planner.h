@@ -1,0 +1,68 @@
+// The Python optimizer's step, planned in C++: for every param group, which tensors the one functional
+// step (lorafa/step.h) updates, with which moments, step counts and projection matrices. Planning in
+// Python cost about 4 µs a parameter (dict lookups, device checks, a call per pair for its matrix),
+// more than a step of small layers itself; here it is one call per step.
+//
+//   planner = _C.StepPlanner(names, A, B, scalings)      # the optimizer's LoRA pairs
+//   new_states = planner.prepare(param_groups, state)    # validates and plans; changes nothing
+//   if planner.gradients_are_finite(): planner.run()     # the guard, then every group's step
+//   for param, s in new_states: state[param] = s
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <pybind11/pybind11.h>
+
+#include "lorafa/options.h"
+#include "lorafa/projection.h"
+#include "lorafa/step.h"
+
+namespace lorafa::python {
+
+// A param group's hyperparameters as LoraFAOptions, checked (ValidateOptions names the bad value).
+LoraFAOptions OptionsOfGroup(const pybind11::dict& group);
+
+class StepPlanner {
+ public:
+  StepPlanner(const std::vector<std::string>& names, const std::vector<at::Tensor>& A,
+              const std::vector<at::Tensor>& B, const std::vector<double>& scalings);
+
+  // Plans one step of every group in `groups` against torch's `state` (param → {"step", "exp_avg",
+  // "exp_avg_sq"}): a parameter without gradient is left out, as is a pair's A (PEFT's layout lists it);
+  // a parameter without state gets new zero moments, one whose moments are on another device or dtype
+  // gets them moved. Every check and every pseudo-inverse happens here, for every group, before
+  // anything changes. Returns the states to store once the step has run: [(param, state)].
+  pybind11::list Prepare(const pybind11::list& groups, const pybind11::dict& state);
+
+  // The skip_nonfinite guard over the gradients of the groups that ask for it (true when none does).
+  bool GradientsAreFinite() const;
+
+  // Steps every planned group and counts its step tensors up. The plan stays: running it again steps
+  // the same tensors again (what the benchmark of the C++ step alone times).
+  void Run();
+
+ private:
+  struct Pair {
+    std::string name;
+    at::Tensor A;
+    double scaling;
+    internal::CachedProjection projection;
+  };
+  struct GroupPlan {
+    LoraFAOptions options;
+    LoraFAStepLists lists;  // step_B and step filled from the counts at Run
+    std::vector<at::Tensor> step_B_counts, step_counts;
+  };
+
+  std::vector<Pair> pairs_;
+  std::unordered_map<const c10::TensorImpl*, size_t> pair_of_B_;
+  std::unordered_set<const c10::TensorImpl*> frozen_A_;
+  std::vector<GroupPlan> plans_;
+};
+
+}  // namespace lorafa::python
