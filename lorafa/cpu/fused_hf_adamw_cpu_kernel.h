@@ -93,16 +93,6 @@ void UpdateSpan(C* p, const C* g, C* m, C* v, C* root, int64_t n, const Constant
   }
 }
 
-// Rows of r elements per unit of about kUnitElements, a whole number of projection row tiles where the
-// unit holds more than one (so no unit ends in a short tile), at least one row.
-template <typename C>
-int64_t RowsPerUnit(int64_t r, bool projected) {
-  const int64_t rows = std::max<int64_t>(1, kUnitElements / r);
-  if (!projected) return rows;
-  const int64_t tile = RowTile<C>(r);
-  return rows > tile ? rows / tile * tile : rows;
-}
-
 // A unit of work: rows [begin, end) of a projected entry, or elements [begin, end) of another.
 struct Unit {
   int64_t entry, begin, end;
@@ -204,9 +194,7 @@ void FusedHfAdamWCpuKernel(const FusedUpdateLists& lists, const HfAdamWCoefficie
                      projection.sizes() == at::IntArrayRef({row_length, row_length})),
                 "FusedHfAdamWCpu: projection ", projection.sizes(), " of dtype ", projection.scalar_type(),
                 " for a parameter ", param.sizes(), " of dtype ", param.scalar_type());
-    const int64_t rows_per_unit = AT_DISPATCH_FLOATING_TYPES_AND2(
-        at::kBFloat16, at::kHalf, param.scalar_type(), "RowsPerUnit",
-        [&] { return RowsPerUnit<at::opmath_type<scalar_t>>(row_length, projection.defined()); });
+    const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / row_length);
     largest_unit = std::max(largest_unit, rows_per_unit * row_length);
     entries.push_back({param.data_ptr(), lists.grads[e].const_data_ptr(), lists.exp_avgs[e].data_ptr(),
                        lists.exp_avg_sqs[e].data_ptr(), projection.defined() ? projection.const_data_ptr() : nullptr,
@@ -234,8 +222,7 @@ void FusedProjectionCpuKernel(const std::vector<at::Tensor>& grads, const std::v
   int64_t largest_unit = 1;
   for (size_t e = 0; e < grads.size(); ++e) {
     const int64_t rows = grads[e].size(0), r = grads[e].size(1);
-    const int64_t rows_per_unit = AT_DISPATCH_FLOATING_TYPES(grads[e].scalar_type(), "RowsPerUnit",
-                                                            [&] { return RowsPerUnit<scalar_t>(r, true); });
+    const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / r);
     largest_unit = std::max(largest_unit, rows_per_unit * r);
     for (int64_t begin = 0; begin < rows; begin += rows_per_unit)
       units.push_back({static_cast<int64_t>(e), begin, std::min(rows, begin + rows_per_unit)});

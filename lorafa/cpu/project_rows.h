@@ -164,20 +164,14 @@ void ProjectRowsByTile(const C* g, const C* P, int64_t rows, int64_t r, C* out) 
   }
 }
 
-// The row tile ProjectRows uses for rows of r elements.
-template <typename C>
-constexpr int64_t RowTile(int64_t r) {
-  constexpr int64_t W = at::vec::Vectorized<C>::size();
-  return r <= kNarrowTileVectors * W && r % W == 0 ? kNarrowTileRows : kTileRows;
-}
-
 // out (rows × r) = g (rows × r) · P (r × r). Where r is at most kNarrowTileVectors whole vectors and
 // the set has a taller tile for that, its blocks first; the rows left over by the usual tiles.
 template <typename C>
 void ProjectRows(const C* g, const C* P, int64_t rows, int64_t r, C* out) {
+  constexpr int64_t W = at::vec::Vectorized<C>::size();
   int64_t row = 0;
   if constexpr (kNarrowTileRows != kTileRows) {
-    if (RowTile<C>(r) == kNarrowTileRows) {
+    if (r <= kNarrowTileVectors * W && r % W == 0) {
       for (; row + kNarrowTileRows <= rows; row += kNarrowTileRows)
         ProjectRowBlock<C, kNarrowTileRows, kNarrowTileVectors>(g + row * r, P, r, out + row * r);
     }
