@@ -23,6 +23,11 @@ std::string AtenInstructionSetAsked() {
   return asked;
 }
 
+bool AtenRunsTheInstructionSetAsked() {
+  const std::string asked = AtenInstructionSetAsked();
+  return asked.empty() || asked == AtenInstructionSet();
+}
+
 std::string InstructionSetSummary() {
   const std::string asked = AtenInstructionSetAsked(), mkl = Env("MKL_ENABLE_INSTRUCTIONS");
   return "ATen " + AtenInstructionSet() + (asked.empty() ? "" : " (asked: " + asked + ")") +

@@ -13,6 +13,9 @@ std::string AtenInstructionSet();
 // ATEN_CPU_CAPABILITY upper-cased, or "" when it is not set.
 std::string AtenInstructionSetAsked();
 
+// True when ATEN_CPU_CAPABILITY is unset or names the set ATen runs.
+bool AtenRunsTheInstructionSetAsked();
+
 // "ATen AVX2 (asked: AVX2), MKL_ENABLE_INSTRUCTIONS=AVX2": one line for a test's output.
 std::string InstructionSetSummary();
 

@@ -98,6 +98,15 @@ struct Unit {
   int64_t entry, begin, end;
 };
 
+// Splits `rows` rows of `row_length` elements of entry `entry` into units of about kUnitElements and
+// returns a unit's largest element count.
+int64_t AppendUnits(int64_t entry, int64_t rows, int64_t row_length, std::vector<Unit>& units) {
+  const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / row_length);
+  for (int64_t begin = 0; begin < rows; begin += rows_per_unit)
+    units.push_back({entry, begin, std::min(rows, begin + rows_per_unit)});
+  return rows_per_unit * row_length;
+}
+
 // What a unit needs of its tensor, read once per step rather than once per unit.
 struct Entry {
   void* p;
@@ -194,13 +203,11 @@ void FusedHfAdamWCpuKernel(const FusedUpdateLists& lists, const HfAdamWCoefficie
                      projection.sizes() == at::IntArrayRef({row_length, row_length})),
                 "FusedHfAdamWCpu: projection ", projection.sizes(), " of dtype ", projection.scalar_type(),
                 " for a parameter ", param.sizes(), " of dtype ", param.scalar_type());
-    const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / row_length);
-    largest_unit = std::max(largest_unit, rows_per_unit * row_length);
     entries.push_back({param.data_ptr(), lists.grads[e].const_data_ptr(), lists.exp_avgs[e].data_ptr(),
                        lists.exp_avg_sqs[e].data_ptr(), projection.defined() ? projection.const_data_ptr() : nullptr,
                        row_length, lists.step_sizes[e], param.scalar_type()});
-    for (int64_t begin = 0; begin < rows; begin += rows_per_unit)
-      units.push_back({static_cast<int64_t>(entries.size() - 1), begin, std::min(rows, begin + rows_per_unit)});
+    largest_unit =
+        std::max(largest_unit, AppendUnits(static_cast<int64_t>(entries.size() - 1), rows, row_length, units));
   }
   at::parallel_for(0, static_cast<int64_t>(units.size()), 1, [&](int64_t first, int64_t last) {
     ThreadScratch scratch{largest_unit, nullptr, nullptr};
@@ -221,11 +228,8 @@ void FusedProjectionCpuKernel(const std::vector<at::Tensor>& grads, const std::v
   std::vector<Unit> units;
   int64_t largest_unit = 1;
   for (size_t e = 0; e < grads.size(); ++e) {
-    const int64_t rows = grads[e].size(0), r = grads[e].size(1);
-    const int64_t rows_per_unit = std::max<int64_t>(1, kUnitElements / r);
-    largest_unit = std::max(largest_unit, rows_per_unit * r);
-    for (int64_t begin = 0; begin < rows; begin += rows_per_unit)
-      units.push_back({static_cast<int64_t>(e), begin, std::min(rows, begin + rows_per_unit)});
+    largest_unit =
+        std::max(largest_unit, AppendUnits(static_cast<int64_t>(e), grads[e].size(0), grads[e].size(1), units));
   }
   AT_DISPATCH_FLOATING_TYPES(grads.front().scalar_type(), "FusedProjectionCpu", [&] {
     at::parallel_for(0, static_cast<int64_t>(units.size()), 1, [&](int64_t first, int64_t last) {

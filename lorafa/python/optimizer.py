@@ -37,11 +37,6 @@ class LoraPair(NamedTuple):
     scaling: float
 
 
-# The A and B names of a pair in PEFT's naming: "<module>.lora_A.<adapter>.weight" and
-# "<module>.lora_embedding_A.<adapter>".
-_A_TO_B = ((".lora_A.", ".lora_B."), (".lora_embedding_A.", ".lora_embedding_B."))
-
-
 def _scaling_factors_of(group):
     """A PEFT-layout group's per-parameter scalings, as PEFT's step reads them."""
     if "scaling_factors" in group:
@@ -54,29 +49,13 @@ def _scaling_factors_of(group):
 
 
 def _pairs_from_group_names(param_groups):
-    """LoRA pairs from PEFT's group layout: by module path and adapter name, B's scaling as PEFT uses."""
+    """LoRA pairs from PEFT's group layout: by module path and adapter (lorafa's C++ pairing), each
+    with its B's scaling, as PEFT uses it."""
     pairs = []
     for group in param_groups:
-        if "names" not in group:
-            continue
-        names, params, factors = list(group["names"]), group["params"], _scaling_factors_of(group)
-        if not len(names) == len(params) == len(factors):
-            raise ValueError(f"a param group's 'names' ({len(names)}), 'params' ({len(params)}) and "
-                             f"'scaling_factors' ({len(factors)}) must be aligned")
-        by_name = {name: (param, factor) for name, param, factor in zip(names, params, factors)}
-        for a_name, (A, _) in by_name.items():
-            for a_part, b_part in _A_TO_B:
-                if a_part not in a_name:
-                    continue
-                module, _, rest = a_name.rpartition(a_part)
-                found = by_name.get(module + b_part + rest)
-                if found is None:
-                    continue
-                B, scaling = found
-                adapter = rest.split(".")[0]
-                if scaling is None:
-                    raise ValueError(f"LoRA pair '{module}.{adapter}': its B has no scaling in 'scaling_factors'")
-                pairs.append(LoraPair(f"{module}.{adapter}", A, B, float(scaling)))
+        if "names" in group:
+            found = _C.pair_by_group_names(list(group["names"]), group["params"], _scaling_factors_of(group))
+            pairs += [LoraPair(*pair) for pair in found]
     return pairs
 
 
@@ -123,18 +102,16 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         trained = [p for group in self.param_groups for p in group["params"] if id(p) not in a_ids]
         b_ids = {id(pair.B) for pair in pairs}
         others = [p for p in trained if id(p) not in b_ids]
-        _C.validate_pairs([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
-                          [p.scaling for p in pairs], others)
+        # Each step is planned and run in C++ (lorafa/python/step_planner.h), which checks the pairs here
+        # and keeps each pair's cached (A Aᵀ + δI)⁺; a new state's step count takes torch's dtype
+        # (float64 under a float64 default dtype, else float32).
+        self._planner = _C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
+                                       [p.scaling for p in pairs], others)
         trained_ids = {id(p) for p in trained}
         for pair in pairs:
             if id(pair.B) not in trained_ids:
                 raise ValueError(f"the B of LoRA pair '{pair.name}' is not among the optimizer's parameters")
         self._lora_pairs = pairs
-        # Each step is planned and run in C++ (lorafa/python/step_planner.h), which keeps each pair's
-        # cached (A Aᵀ + δI)⁺; a new state's step count takes torch's dtype (float64 under a float64
-        # default dtype, else float32).
-        self._planner = _C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
-                                       [p.scaling for p in pairs])
         self.skipped_steps = 0
 
     @property

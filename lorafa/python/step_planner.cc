@@ -82,10 +82,14 @@ LoraFAOptions OptionsOfGroup(const py::dict& group) {
 }
 
 StepPlanner::StepPlanner(const std::vector<std::string>& names, const std::vector<at::Tensor>& A,
-                         const std::vector<at::Tensor>& B, const std::vector<double>& scalings) {
-  // The pairs were checked by validate_pairs; the lists must still line up.
-  TORCH_CHECK_VALUE(A.size() == names.size() && B.size() == names.size() && scalings.size() == names.size(),
-                    "StepPlanner: one A, B and scaling per pair name");
+                         const std::vector<at::Tensor>& B, const std::vector<double>& scalings,
+                         const std::vector<at::Tensor>& others) {
+  TORCH_CHECK_VALUE(names.size() == A.size() && A.size() == B.size() && B.size() == scalings.size(),
+                    "pair lists differ in length: ", names.size(), " names, ", A.size(), " A, ", B.size(),
+                    " B, ", scalings.size(), " scalings");
+  std::vector<LoraPair> pairs;
+  for (size_t i = 0; i < names.size(); ++i) pairs.push_back({names[i], A[i], B[i], scalings[i]});
+  ValidatePairs(pairs, others);
   pairs_.reserve(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
     pairs_.push_back({names[i], A[i], scalings[i], {}});

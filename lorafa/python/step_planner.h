@@ -3,7 +3,7 @@
 // Python cost about 4 µs a parameter (dict lookups, device checks, a call per pair for its matrix),
 // more than a step of small layers itself; here it is one call per step.
 //
-//   planner = _C.StepPlanner(names, A, B, scalings)      # the optimizer's LoRA pairs
+//   planner = _C.StepPlanner(names, A, B, scalings, others)   # the optimizer's LoRA pairs, checked
 //   new_states = planner.prepare(param_groups, state)    # validates and plans; changes nothing
 //   if planner.gradients_are_finite(): planner.run()     # the guard, then every group's step
 //   for param, s in new_states: state[param] = s
@@ -29,8 +29,11 @@ LoraFAOptions OptionsOfGroup(const pybind11::dict& group);
 
 class StepPlanner {
  public:
+  // The optimizer's LoRA pairs, checked with lorafa::ValidatePairs against the other trained tensors:
+  // a c10::ValueError naming the bad pair.
   StepPlanner(const std::vector<std::string>& names, const std::vector<at::Tensor>& A,
-              const std::vector<at::Tensor>& B, const std::vector<double>& scalings);
+              const std::vector<at::Tensor>& B, const std::vector<double>& scalings,
+              const std::vector<at::Tensor>& others);
 
   // Plans one step of every group in `groups` against torch's `state` (param → {"step", "exp_avg",
   // "exp_avg_sq"}): a parameter without gradient is left out, as is a pair's A (PEFT's layout lists it);
