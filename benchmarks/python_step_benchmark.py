@@ -3,9 +3,10 @@ torch.optim.AdamW(fused=True) on A and B (what a LoRA user already has), over th
 
     python3 python_step_benchmark.py --preset=quick --device=cpu --out=python_step.json
 
-Timing is torch.utils.benchmark's (blocked_autorange: whole blocks of steps, CUDA synchronised) with
-torch's own thread count, the one a training script gets (the Timer's default is one thread); the JSON
-records it. Each row is the median time of one `step()`. "python_lorafa_cpp_step" is lorafa's C++ step
+Timing runs with torch's own thread count, the one a training script gets, and the JSON records it.
+The methods of one shape are timed in turns, a block of steps each, round after round, so that a noisy
+machine's slow spells fall on all of them alike and their ratios hold. Each row is the median time of
+one `step()` (CUDA synchronised). "python_lorafa_cpp_step" is lorafa's C++ step
 alone on the same layers, its lists planned once: Python's step() over it is what the Python front
 end costs. The report (tools/report.py) turns the JSON into a table.
 """
@@ -13,11 +14,12 @@ end costs. The report (tools/report.py) turns the JSON into a table.
 import argparse
 import json
 import platform
+import statistics
+import time
 
 import peft
 import peft.optimizers.lorafa as peft_lorafa
 import torch
-import torch.utils.benchmark as benchmark
 
 import lorafa
 
@@ -49,11 +51,10 @@ def lorafa_optimizer(layers):
 
 
 class _CppStepOnly:
-    """lorafa.LoraFAOptimizer's C++ step with the lists its step() would plan, planned once."""
+    """The C++ step that `optimizer.step()` runs, on the same layers, with the lists its step() plans,
+    planned once: Python's step() over it is what the Python front end costs."""
 
-    def __init__(self, layers):
-        optimizer = lorafa_optimizer(layers)
-        optimizer.step()  # the state exists from here on
+    def __init__(self, optimizer):
         self.planner = optimizer._planner
         self.planner.prepare(optimizer.param_groups, optimizer.state)
 
@@ -81,10 +82,44 @@ def fused_adamw_a_and_b(layers):
 
 METHODS = [
     ("python_lorafa", lorafa_optimizer),
-    ("python_lorafa_cpp_step", _CppStepOnly),
     ("python_peft_lorafa", peft_optimizer),
     ("python_torch_fused_adamw_a_and_b", fused_adamw_a_and_b),
 ]
+# Timed on the layers of the method named, after its first step (when its state exists), call by call in
+# turn with it.
+SAME_LAYERS = [("python_lorafa_cpp_step", "python_lorafa", _CppStepOnly)]
+
+
+def time_in_turns(turns, device, min_run_time):
+    """The median time of one call of each step in `turns`, a list of lists of steps. The turns take
+    blocks of about 10 ms in rotation, round after round; within a turn the steps alternate call by call,
+    so that steps compared with each other (Python's step and its C++ step) meet the same cache and the
+    same machine. Each call is timed by itself (CUDA synchronised). Returns {step: median}, the rounds."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    times = {step: [] for turn in turns for step in turn}
+
+    def run_turn(turn, calls):
+        for step in turn:  # untimed: the turn before left the caches to another method
+            step()
+        for _ in range(calls):
+            for step in turn:
+                sync()
+                start = time.perf_counter()
+                step()
+                sync()
+                times[step].append(time.perf_counter() - start)
+
+    calls = []
+    for turn in turns:
+        run_turn(turn, 1)
+        calls.append(max(1, round(0.01 / max(sum(times[step][-1] for step in turn), 1e-7))))
+    rounds = 0
+    start = time.perf_counter()
+    while rounds < 5 or time.perf_counter() - start < min_run_time * len(turns):
+        for turn, count in zip(turns, calls):
+            run_turn(turn, count)
+        rounds += 1
+    return {step: statistics.median(samples) for step, samples in times.items()}, rounds
 
 
 def main():
@@ -103,17 +138,22 @@ def main():
     for r in ranks:
         for width in widths:
             for layers in layer_counts:
-                for name, make in METHODS:
-                    optimizer = make(make_layers(r, width, layers, args.device))
+                optimizers = {name: make(make_layers(r, width, layers, args.device)) for name, make in METHODS}
+                for optimizer in optimizers.values():
                     optimizer.step()  # state exists from here on
-                    timer = benchmark.Timer(stmt="optimizer.step()", globals={"optimizer": optimizer},
-                                            num_threads=threads)
-                    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+                turns = [[optimizer.step] for optimizer in optimizers.values()]
+                for name, of, make in SAME_LAYERS:
+                    optimizers[name] = make(optimizers[of])
+                    next(turn for turn in turns if turn[0] == optimizers[of].step).append(optimizers[name].step)
+                medians, rounds = time_in_turns(turns, args.device, min_run_time)
+                for name, optimizer in optimizers.items():
+                    median = medians[optimizer.step]
                     rows.append({"name": name, "r": r, "width": width, "layers": layers,
-                                 "median_us": measurement.median * 1e6, "runs": len(measurement.times)})
-                    print(f"{name}/r:{r}/width:{width}/layers:{layers}  {measurement.median * 1e6:10.1f} us", flush=True)
+                                 "median_us": median * 1e6, "runs": rounds})
+                    print(f"{name}/r:{r}/width:{width}/layers:{layers}  {median * 1e6:10.1f} us", flush=True)
     context = {"torch": torch.__version__, "peft": peft.__version__, "lorafa": lorafa.__version__,
-               "device": args.device, "host": platform.node(), "threads": threads}
+               "device": args.device, "host": platform.node(), "threads": threads,
+               "timing": "each call by itself, methods in turns of about 10 ms, median"}
     with open(args.out, "w") as f:
         json.dump({"context": context, "benchmarks": rows}, f, indent=1)
 

@@ -5,6 +5,7 @@
 
 #include <ATen/ops/zeros_like.h>
 #include <c10/core/DefaultDtype.h>
+#include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <pybind11/stl.h>
 #include <torch/csrc/autograd/python_variable.h>
@@ -92,20 +93,23 @@ StepPlanner::StepPlanner(const std::vector<std::string>& names, const std::vecto
   ValidatePairs(pairs, others);
   pairs_.reserve(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
-    pairs_.push_back({names[i], A[i], scalings[i], {}});
+    pairs_.push_back({{names[i], A[i], B[i], scalings[i]}, {}});
     pair_of_B_[B[i].unsafeGetTensorImpl()] = i;
     frozen_A_.insert(A[i].unsafeGetTensorImpl());
   }
 }
 
 py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
+  c10::NoGradGuard no_grad;  // pseudo-inverses and new moments are not part of any graph
   // torch keys state by parameter, and a dict lookup by tensor calls Tensor.__hash__ in Python (about a
   // microsecond each); one walk over the dict, which hashes nothing, finds every parameter's state.
-  std::unordered_map<const c10::TensorImpl*, PyObject*> state_of;
+  StateOf state_of;
+  state_of.reserve(static_cast<size_t>(PyDict_Size(state.ptr())));
   PyObject *key = nullptr, *value = nullptr;
   for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) {
     if (THPVariable_Check(key)) state_of[THPVariable_Unpack(key).unsafeGetTensorImpl()] = value;
   }
+  if (RefreshPlan(groups, state_of)) return py::list();
   std::vector<GroupPlan> plans;
   py::list new_states;
   const py::str step_key("step"), exp_avg_key("exp_avg"), exp_avg_sq_key("exp_avg_sq");
@@ -115,9 +119,15 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
     LoraFAStepLists& lists = plan.lists;
     for (const py::handle param_handle : group["params"]) {
       const at::Tensor param = py::cast<at::Tensor>(param_handle);
-      if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) continue;  // a pair's A: never stepped
+      if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) {  // a pair's A: never stepped
+        plan.visits.push_back({param, Visit::kFrozenA, 0, 0, nullptr, nullptr, nullptr});
+        continue;
+      }
       const at::Tensor grad = param.grad();
-      if (!grad.defined()) continue;  // also a B without gradient in this step, where PEFT raises
+      if (!grad.defined()) {  // also a B without gradient in this step, where PEFT raises
+        plan.visits.push_back({param, Visit::kNoGradient, 0, 0, nullptr, nullptr, nullptr});
+        continue;
+      }
       TORCH_CHECK_TYPE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
 
       at::Tensor step, exp_avg, exp_avg_sq;
@@ -145,6 +155,8 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
 
       const auto pair = pair_of_B_.find(param.unsafeGetTensorImpl());
       if (pair == pair_of_B_.end()) {
+        plan.visits.push_back({param, Visit::kOther, lists.params.size(), 0, step.unsafeGetTensorImpl(),
+                               exp_avg.unsafeGetTensorImpl(), exp_avg_sq.unsafeGetTensorImpl()});
         lists.params.push_back(param);
         lists.grads.push_back(grad);
         lists.exp_avg.push_back(exp_avg);
@@ -153,20 +165,84 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
         continue;
       }
       Pair& entry = pairs_[pair->second];
-      const LoraPair lora_pair{entry.name, entry.A, param, entry.scaling};
+      plan.visits.push_back({param, Visit::kPair, lists.B.size(), pair->second, step.unsafeGetTensorImpl(),
+                             exp_avg.unsafeGetTensorImpl(), exp_avg_sq.unsafeGetTensorImpl()});
       lists.B.push_back(param);
       lists.grad_B.push_back(grad);
       lists.exp_avg_B.push_back(exp_avg);
       lists.exp_avg_sq_B.push_back(exp_avg_sq);
-      lists.projection.push_back(entry.projection.Matrix(lora_pair, grad.scalar_type(), plan.options.projection(),
+      lists.projection.push_back(entry.projection.Matrix(entry.pair, grad.scalar_type(), plan.options.projection(),
                                                          plan.options.pinv_delta()));
-      lists.scaling.push_back(entry.scaling);
+      lists.scaling.push_back(entry.pair.scaling);
       plan.step_B_counts.push_back(step);
     }
     plans.push_back(std::move(plan));
   }
   plans_ = std::move(plans);  // only once every group is planned
   return new_states;
+}
+
+bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf& state_of) {
+  if (plans_.size() != groups.size()) return false;
+  static PyObject* const params_key = PyUnicode_InternFromString("params");
+  static PyObject* const state_keys[3] = {PyUnicode_InternFromString("step"), PyUnicode_InternFromString("exp_avg"),
+                                         PyUnicode_InternFromString("exp_avg_sq")};
+  // Everything is checked, and every new value computed, before the plan changes.
+  std::vector<LoraFAOptions> options;
+  std::vector<std::vector<at::Tensor>> grads(plans_.size()), matrices(plans_.size());
+  for (size_t g = 0; g < plans_.size(); ++g) {
+    const GroupPlan& plan = plans_[g];
+    PyObject* group = PyList_GET_ITEM(groups.ptr(), static_cast<Py_ssize_t>(g));
+    if (!PyDict_Check(group)) return false;
+    PyObject* params = PyDict_GetItemWithError(group, params_key);
+    if (params == nullptr || !PyList_Check(params) || PyList_GET_SIZE(params) != static_cast<Py_ssize_t>(plan.visits.size()))
+      return false;
+    options.push_back(OptionsOfGroup(py::reinterpret_borrow<py::dict>(group)));
+    for (size_t i = 0; i < plan.visits.size(); ++i) {
+      const Visit& visit = plan.visits[i];
+      PyObject* object = PyList_GET_ITEM(params, static_cast<Py_ssize_t>(i));
+      if (!THPVariable_Check(object)) return false;
+      const at::Tensor& param = THPVariable_Unpack(object);
+      if (param.unsafeGetTensorImpl() != visit.param.unsafeGetTensorImpl()) return false;
+      if (visit.kind == Visit::kFrozenA) continue;
+      at::Tensor grad = param.grad();
+      if (grad.defined() != (visit.kind != Visit::kNoGradient)) return false;
+      if (!grad.defined()) continue;
+      if (grad.is_sparse()) return false;  // planning anew raises
+      // A parameter moved in place (module.to() sets .data) has its moments moved by planning anew.
+      const at::Tensor& exp_avg =
+          visit.kind == Visit::kPair ? plan.lists.exp_avg_B[visit.slot] : plan.lists.exp_avg[visit.slot];
+      if (exp_avg.device() != param.device() || exp_avg.scalar_type() != param.scalar_type()) return false;
+      const auto found = state_of.find(param.unsafeGetTensorImpl());
+      if (found == state_of.end() || !PyDict_Check(found->second)) return false;
+      const c10::TensorImpl* const planned[3] = {visit.step, visit.exp_avg, visit.exp_avg_sq};
+      for (int k = 0; k < 3; ++k) {
+        PyObject* value = PyDict_GetItemWithError(found->second, state_keys[k]);
+        if (value == nullptr || !THPVariable_Check(value) || THPVariable_Unpack(value).unsafeGetTensorImpl() != planned[k])
+          return false;
+      }
+      if (visit.kind == Visit::kPair) {
+        Pair& entry = pairs_[visit.pair];
+        matrices[g].push_back(entry.projection.Matrix(entry.pair, grad.scalar_type(), options[g].projection(),
+                                                      options[g].pinv_delta()));
+      }
+      grads[g].push_back(std::move(grad));
+    }
+  }
+  for (size_t g = 0; g < plans_.size(); ++g) {
+    GroupPlan& plan = plans_[g];
+    plan.options = options[g];
+    size_t next_grad = 0, next_matrix = 0;
+    for (const Visit& visit : plan.visits) {
+      if (visit.kind == Visit::kPair) {
+        plan.lists.grad_B[visit.slot] = std::move(grads[g][next_grad++]);
+        plan.lists.projection[visit.slot] = std::move(matrices[g][next_matrix++]);
+      } else if (visit.kind == Visit::kOther) {
+        plan.lists.grads[visit.slot] = std::move(grads[g][next_grad++]);
+      }
+    }
+  }
+  return true;
 }
 
 bool StepPlanner::GradientsAreFinite() const {
@@ -181,6 +257,7 @@ bool StepPlanner::GradientsAreFinite() const {
 
 void StepPlanner::Run() {
   py::gil_scoped_release release;  // the step can take a while; other Python threads may run
+  c10::NoGradGuard no_grad;         // in-place updates of leaves that require grad
   for (GroupPlan& plan : plans_) {
     plan.lists.step_B = NextSteps(plan.step_B_counts);
     plan.lists.step = NextSteps(plan.step_counts);

@@ -18,6 +18,7 @@
 #include <ATen/core/Tensor.h>
 #include <pybind11/pybind11.h>
 
+#include "lorafa/lora_pair.h"
 #include "lorafa/options.h"
 #include "lorafa/projection.h"
 #include "lorafa/step.h"
@@ -51,16 +52,31 @@ class StepPlanner {
 
  private:
   struct Pair {
-    std::string name;
-    at::Tensor A;
-    double scaling;
+    LoraPair pair;
     internal::CachedProjection projection;
+  };
+  // What the plan found for one entry of a group's params, in order: enough to tell that the next step
+  // finds the same (the same tensors by identity), and where its gradient goes in the lists.
+  struct Visit {
+    enum Kind { kFrozenA, kNoGradient, kPair, kOther };
+    at::Tensor param;  // held, so that its address cannot be another tensor's at the next step
+    Kind kind;
+    size_t slot;  // its index in lists.B/grad_B (kPair) or lists.params/grads (kOther)
+    size_t pair;  // kPair: its index in pairs_
+    const c10::TensorImpl *step, *exp_avg, *exp_avg_sq;  // its state's tensors (the lists hold them)
   };
   struct GroupPlan {
     LoraFAOptions options;
     LoraFAStepLists lists;  // step_B and step filled from the counts at Run
     std::vector<at::Tensor> step_B_counts, step_counts;
+    std::vector<Visit> visits;
   };
+  using StateOf = std::unordered_map<const c10::TensorImpl*, PyObject*>;
+
+  // The previous step's plan, brought up to date where only what changes from step to step has changed:
+  // the options (a scheduler's lr), the gradients (new tensors after zero_grad) and the cached matrices
+  // (a new A). False, with the plan as it was, if anything else differs; Prepare then plans anew.
+  bool RefreshPlan(const pybind11::list& groups, const StateOf& state_of);
 
   std::vector<Pair> pairs_;
   std::unordered_map<const c10::TensorImpl*, size_t> pair_of_B_;
