@@ -36,6 +36,7 @@ DATA = [
     "lorafa/tools/report.py",
     "lorafa/tools/report.sh",
     "lorafa/tools/gpu_bundle_collect.py",
+    "lorafa/tools/fsdp_train.py",
 ]
 RUN_SCRIPT = "lorafa/tools/gpu_bundle_run.sh"
 

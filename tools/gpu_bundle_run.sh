@@ -9,7 +9,7 @@
 #   a. CUDA correctness: the CUDA kernel's tests (vs the per-tensor path, the CPU kernel and the float64
 #      reference, state CPU → CUDA → CPU), the memory meter vs analytic sizes, parity_check --device=cuda
 #      (PEFT and lorafa both on the GPU). Without CUDA the tests say "no CUDA device" and the rest is skipped.
-#      Then ddp_train: 2 Gloo ranks on the CPU and, with a GPU, 1 NCCL rank.
+#      Then ddp_train and tools/fsdp_train.py (FSDP2): 2 Gloo ranks on the CPU and, with a GPU, 1 NCCL rank.
 #   b. parity_check on the CPU: the release gate, proving the bundle is whole.
 #   c. the report: --device=cuda (cpu without CUDA), quick preset, then the llm preset if time is left.
 # OUTDIR gets at most 8 plain files: report.md, results.json, the charts and run.log.
@@ -142,6 +142,28 @@ if [ "${cuda}" = 1 ]; then
   step "a. ddp_train --device=cuda (NCCL, 1 rank)" 120 ddp_train_ranks cuda 1
 else
   skip "a. ddp_train --device=cuda" "no CUDA device"
+fi
+
+# FSDP2: tools/fsdp_train.py under torchrun, with the bundled wheel installed into a scratch folder; the
+# ranks must end with the same parameters.
+fsdp_train_ranks() {
+  local device="$1" world="$2" site="${work}/fsdp_site" port status=0
+  if [ ! -d "${site}" ]; then
+    "${python}" -m pip install --quiet --no-deps --no-index --no-compile --target "${site}" \
+      "${binaries}"/lorafa/python/lorafa-*.whl || return 1
+  fi
+  port=$("${python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  PYTHONPATH="${site}" HF_HUB_OFFLINE=1 "${python}" -m torch.distributed.run --nproc-per-node="${world}" \
+    --master-addr=127.0.0.1 --master-port="${port}" "${binaries}/tools/fsdp_train.py" --device="${device}" \
+    --steps=10 > "${work}/fsdp_${device}.log" 2>&1 || status=1
+  cat "${work}/fsdp_${device}.log"
+  [ "${status}" -eq 0 ] && [ "$(grep -o 'checksum [0-9a-f]*' "${work}/fsdp_${device}.log" | sort -u | wc -l)" -eq 1 ]
+}
+step "a. fsdp_train (Gloo, 2 ranks on the CPU)" 90 fsdp_train_ranks cpu 2
+if [ "${cuda}" = 1 ]; then
+  step "a. fsdp_train --device=cuda (NCCL, 1 rank)" 120 fsdp_train_ranks cuda 1
+else
+  skip "a. fsdp_train --device=cuda" "no CUDA device"
 fi
 
 # --- b. the release gate on the CPU ---

@@ -67,6 +67,7 @@ PYBIND11_MODULE(_C, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
     }
   });
+  py::register_exception<lorafa::python::UnknownParameter>(m, "UnknownParameter", PyExc_ValueError);
   py::class_<lorafa::python::StepPlanner>(m, "StepPlanner")
       .def(py::init<const std::vector<std::string>&, const std::vector<at::Tensor>&, const std::vector<at::Tensor>&,
                     const std::vector<double>&, const std::vector<at::Tensor>&>(),

@@ -15,6 +15,7 @@ frozen ones too, where this one holds those that are trained.
 """
 
 import warnings
+import weakref
 from typing import Optional, Tuple
 
 import torch
@@ -118,4 +119,9 @@ def create_lorafa_optimizer(
     group["scaling_factors"] = [_peft_scaling_factor(model, name) for name in group["names"]]
     for pair in pairs:
         pair.A.requires_grad_(False)
+    # After FSDP2's fully_shard replaced the model's parameters (and accelerate, say, put the new ones in
+    # param_groups), the model tells which new A goes with each new B. Held weakly: the optimizer must
+    # not keep a model alive.
+    model_ref = weakref.ref(model)
+    optimizer._pairs_in_model = lambda: _lora_pairs(model_ref()) if model_ref() is not None else []
     return optimizer

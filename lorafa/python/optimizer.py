@@ -25,6 +25,7 @@ import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from . import _C
+from .sharding import all_ranks_agree, check_sharding
 
 PROJECTIONS = ("exact", "peft_bf16")
 
@@ -99,21 +100,56 @@ class LoraFAOptimizer(torch.optim.Optimizer):
             pairs = _pairs_from_group_names(self.param_groups)
         else:
             pairs = [LoraPair(name, A, B, float(scaling)) for name, A, B, scaling in lora_pairs]
+        self._use_pairs(pairs)
+        self._pairs_in_model = None  # create_lorafa_optimizer: the model's pairs as they are now
+        self.skipped_steps = 0
+
+    def _use_pairs(self, pairs):
+        """Checks `pairs` against the groups and plans with them; on error nothing changes."""
         a_ids = {id(pair.A) for pair in pairs}  # in a group only in PEFT's layout; never stepped
         trained = [p for group in self.param_groups for p in group["params"] if id(p) not in a_ids]
         b_ids = {id(pair.B) for pair in pairs}
         others = [p for p in trained if id(p) not in b_ids]
-        # Each step is planned and run in C++ (lorafa/python/step_planner.h), which checks the pairs here
-        # and keeps each pair's cached (A Aᵀ + δI)⁺; a new state's step count takes torch's dtype
-        # (float64 under a float64 default dtype, else float32).
-        self._planner = _C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
-                                       [p.scaling for p in pairs], others)
         trained_ids = {id(p) for p in trained}
         for pair in pairs:
             if id(pair.B) not in trained_ids:
                 raise ValueError(f"the B of LoRA pair '{pair.name}' is not among the optimizer's parameters")
-        self._lora_pairs = pairs
-        self.skipped_steps = 0
+        check_sharding(pairs, others)
+        # Each step is planned and run in C++ (lorafa/python/step_planner.h), which checks the pairs here
+        # and keeps each pair's cached (A Aᵀ + δI)⁺; a new state's step count takes torch's dtype
+        # (float64 under a float64 default dtype, else float32).
+        planner = _C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
+                                 [p.scaling for p in pairs], others)
+        # Each tensor's role by its place in the groups, to follow parameters replaced in place there.
+        role_of = {id(pair.B): ("B", k) for k, pair in enumerate(pairs)}
+        role_of.update({id(pair.A): ("A", k) for k, pair in enumerate(pairs)})
+        self._roles = [[role_of.get(id(p), ("other", None)) for p in group["params"]] for group in self.param_groups]
+        self._planner, self._lora_pairs = planner, pairs
+
+    def _follow_replaced_parameters(self):
+        """Pairs the groups' tensors anew by their places, after a framework replaced the parameters there:
+        FSDP2's fully_shard makes new (DTensor) parameters, and accelerate, for one, then puts them in
+        place of the old ones in param_groups. A tensor in a new place is another parameter."""
+        replaced = {}
+        for roles, group in zip(self._roles, self.param_groups):
+            for role, param in zip(roles, group["params"]):
+                if role[0] != "other":
+                    replaced[role] = param
+        # Where the A is not in the groups (create_lorafa_optimizer's layout), the model says which A now
+        # goes with the new B.
+        in_model = {pair.name: pair for pair in self._pairs_in_model()} if self._pairs_in_model else {}
+        pairs = []
+        for k, pair in enumerate(self._lora_pairs):
+            A, B = replaced.get(("A", k), pair.A), replaced.get(("B", k), pair.B)
+            if B is not pair.B and ("A", k) not in replaced:
+                current = in_model.get(pair.name)
+                if current is None or current.B is not B:
+                    raise ValueError(f"the B of LoRA pair '{pair.name}' was replaced in param_groups, and neither "
+                                     "the groups nor the model say which A goes with it: pass lora_pairs with "
+                                     "the new tensors")
+                A = current.A
+            pairs.append(LoraPair(pair.name, A, B, pair.scaling))
+        self._use_pairs(pairs)
 
     @property
     def lora_pairs(self):
@@ -122,6 +158,8 @@ class LoraFAOptimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
         _C.validate_options(self.param_groups[-1])
+        if hasattr(self, "_planner"):  # after __init__: the new tensors are other parameters
+            self._use_pairs(self._lora_pairs)
 
     def step(self, closure=None):
         """One LoRA-FA step of every group; `closure` re-evaluates the loss, as for torch's optimizers."""
@@ -148,8 +186,15 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         # Everything that can fail (a sparse gradient, a pseudo-inverse, a bad option) happens for every
         # group in prepare, before any parameter or state changes; run counts each state's step up. Both
         # run without autograd recording.
-        new_states = self._planner.prepare(self.param_groups, self.state)
-        if not self._planner.gradients_are_finite():
+        try:
+            new_states = self._planner.prepare(self.param_groups, self.state)
+        except _C.UnknownParameter:
+            self._follow_replaced_parameters()
+            new_states = self._planner.prepare(self.param_groups, self.state)
+        finite = self._planner.gradients_are_finite()
+        if any(group["skip_nonfinite"] for group in self.param_groups):
+            finite = all_ranks_agree(finite, [p for group in self.param_groups for p in group["params"]])
+        if not finite:
             self.skipped_steps += 1
             return loss
         self._planner.run()

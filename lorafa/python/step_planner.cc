@@ -59,12 +59,20 @@ at::ScalarType StepCountDtype() {
   return c10::typeMetaToScalarType(c10::get_default_dtype()) == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-py::dict NewState(const at::Tensor& step, const at::Tensor& exp_avg, const at::Tensor& exp_avg_sq) {
+py::dict NewState(const py::object& step, const py::object& exp_avg, const py::object& exp_avg_sq) {
   py::dict state;
-  state["step"] = py::cast(step);
-  state["exp_avg"] = py::cast(exp_avg);
-  state["exp_avg_sq"] = py::cast(exp_avg_sq);
+  state["step"] = step;
+  state["exp_avg"] = exp_avg;
+  state["exp_avg_sq"] = exp_avg_sq;
   return state;
+}
+
+// state[key], which must be a tensor.
+py::object StateTensor(const py::dict& state, const py::str& key) {
+  TORCH_CHECK_VALUE(state.contains(key), "a parameter's state has no '", std::string(key), "'");
+  py::object value = state[key];
+  TORCH_CHECK_TYPE(THPVariable_Check(value.ptr()), "a parameter's state '", std::string(key), "' is not a tensor");
+  return value;
 }
 
 }  // namespace
@@ -92,15 +100,32 @@ StepPlanner::StepPlanner(const std::vector<std::string>& names, const std::vecto
   for (size_t i = 0; i < names.size(); ++i) pairs.push_back({names[i], A[i], B[i], scalings[i]});
   ValidatePairs(pairs, others);
   pairs_.reserve(names.size());
+  const LocalView local;
   for (size_t i = 0; i < names.size(); ++i) {
-    pairs_.push_back({{names[i], A[i], B[i], scalings[i]}, {}});
+    py::object a_object = py::cast(A[i]);  // the Python tensor itself: a DTensor stays one
+    pairs_.push_back({{names[i], A[i], B[i], scalings[i]}, {}, local.IsDTensor(a_object.ptr()) ? a_object : py::none()});
     pair_of_B_[B[i].unsafeGetTensorImpl()] = i;
     frozen_A_.insert(A[i].unsafeGetTensorImpl());
+  }
+  for (const at::Tensor& other : others) others_.insert(other.unsafeGetTensorImpl());
+}
+
+void StepPlanner::GatherShardedA(const LocalView& local) {
+  for (Pair& entry : pairs_) {
+    if (entry.sharded_A.is_none()) continue;
+    const at::Tensor shard = local.Of(entry.sharded_A.ptr());
+    if (shard.const_data_ptr() == entry.gathered_data && shard._version() == entry.gathered_version) continue;
+    entry.pair.A = py::cast<at::Tensor>(entry.sharded_A.attr("full_tensor")());
+    entry.projection = internal::CachedProjection();  // a new tensor, maybe at the old one's address
+    entry.gathered_data = shard.const_data_ptr();
+    entry.gathered_version = shard._version();
   }
 }
 
 py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   c10::NoGradGuard no_grad;  // pseudo-inverses and new moments are not part of any graph
+  const LocalView local;
+  GatherShardedA(local);
   // torch keys state by parameter, and a dict lookup by tensor calls Tensor.__hash__ in Python (about a
   // microsecond each); one walk over the dict, which hashes nothing, finds every parameter's state.
   StateOf state_of;
@@ -109,55 +134,71 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) {
     if (THPVariable_Check(key)) state_of[THPVariable_Unpack(key).unsafeGetTensorImpl()] = value;
   }
-  if (RefreshPlan(groups, state_of)) return py::list();
+  if (RefreshPlan(groups, state_of, local)) return py::list();
   std::vector<GroupPlan> plans;
   py::list new_states;
   const py::str step_key("step"), exp_avg_key("exp_avg"), exp_avg_sq_key("exp_avg_sq");
+  const py::module_ torch = py::module_::import("torch");
   for (const py::handle group_handle : groups) {
     const py::dict group = py::reinterpret_borrow<py::dict>(group_handle);
     GroupPlan plan{OptionsOfGroup(group), {}, {}, {}};
     LoraFAStepLists& lists = plan.lists;
     for (const py::handle param_handle : group["params"]) {
-      const at::Tensor param = py::cast<at::Tensor>(param_handle);
+      PyObject* object = param_handle.ptr();
+      TORCH_CHECK_TYPE(THPVariable_Check(object), "a param group holds a ", Py_TYPE(object)->tp_name,
+                       ", not a tensor");
+      const at::Tensor param = THPVariable_Unpack(object);  // a DTensor's wrapper: who the parameter is
       if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) {  // a pair's A: never stepped
-        plan.visits.push_back({param, Visit::kFrozenA, 0, 0, nullptr, nullptr, nullptr});
+        plan.visits.push_back({param, {}, Visit::kFrozenA, 0, 0, {}, {}, {}});
         continue;
       }
-      const at::Tensor grad = param.grad();
+      if (pair_of_B_.count(param.unsafeGetTensorImpl()) == 0 && others_.count(param.unsafeGetTensorImpl()) == 0) {
+        throw UnknownParameter(c10::str("a param group holds a tensor of shape ", param.sizes(),
+                                        " that the optimizer was not made with"));
+      }
+      const at::Tensor grad = local.GradientOf(object);
       if (!grad.defined()) {  // also a B without gradient in this step, where PEFT raises
-        plan.visits.push_back({param, Visit::kNoGradient, 0, 0, nullptr, nullptr, nullptr});
+        plan.visits.push_back({param, {}, Visit::kNoGradient, 0, 0, {}, {}, {}});
         continue;
       }
       TORCH_CHECK_TYPE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
+      const at::Tensor local_param = local.Of(object);
 
-      at::Tensor step, exp_avg, exp_avg_sq;
+      py::object step_object, exp_avg_object, exp_avg_sq_object;
       const auto found = state_of.find(param.unsafeGetTensorImpl());
       const py::dict existing =
           found != state_of.end() ? py::reinterpret_borrow<py::dict>(found->second) : py::dict();
       if (py::len(existing) == 0) {
-        step = at::zeros({}, at::TensorOptions().dtype(StepCountDtype()));
-        exp_avg = at::zeros_like(param, at::MemoryFormat::Preserve);
-        exp_avg_sq = at::zeros_like(param, at::MemoryFormat::Preserve);
-        new_states.append(py::make_tuple(param_handle, NewState(step, exp_avg, exp_avg_sq)));
+        step_object = py::cast(at::zeros({}, at::TensorOptions().dtype(StepCountDtype())));
+        // torch.zeros_like keeps a DTensor's mesh and placements: each rank holds its rows' moments.
+        exp_avg_object = torch.attr("zeros_like")(param_handle, py::arg("memory_format") = torch.attr("preserve_format"));
+        exp_avg_sq_object = torch.attr("zeros_like")(param_handle, py::arg("memory_format") = torch.attr("preserve_format"));
+        new_states.append(py::make_tuple(param_handle, NewState(step_object, exp_avg_object, exp_avg_sq_object)));
       } else {
-        step = py::cast<at::Tensor>(existing[step_key]);
-        exp_avg = py::cast<at::Tensor>(existing[exp_avg_key]);
-        exp_avg_sq = py::cast<at::Tensor>(existing[exp_avg_sq_key]);
-        if (exp_avg.device() != param.device() || exp_avg.scalar_type() != param.scalar_type()) {
+        step_object = StateTensor(existing, step_key);
+        exp_avg_object = StateTensor(existing, exp_avg_key);
+        exp_avg_sq_object = StateTensor(existing, exp_avg_sq_key);
+        const at::Tensor moment = local.Of(exp_avg_object.ptr());
+        if (moment.device() != local_param.device() || moment.scalar_type() != local_param.scalar_type()) {
           // The state follows its parameter.
-          step = step.clone();
-          exp_avg = exp_avg.to(param.device(), param.scalar_type());
-          exp_avg_sq = exp_avg_sq.to(param.device(), param.scalar_type());
-          new_states.append(py::make_tuple(param_handle, NewState(step, exp_avg, exp_avg_sq)));
+          const py::object device = param_handle.attr("device"), dtype = param_handle.attr("dtype");
+          step_object = py::cast(THPVariable_Unpack(step_object.ptr()).clone());
+          exp_avg_object = exp_avg_object.attr("to")(device, dtype);
+          exp_avg_sq_object = exp_avg_sq_object.attr("to")(device, dtype);
+          new_states.append(py::make_tuple(param_handle, NewState(step_object, exp_avg_object, exp_avg_sq_object)));
         }
       }
+      const at::Tensor step = THPVariable_Unpack(step_object.ptr());
       CheckStepCount(step);
+      const at::Tensor exp_avg = local.Of(exp_avg_object.ptr()), exp_avg_sq = local.Of(exp_avg_sq_object.ptr());
+      Visit visit{param, local_param, Visit::kOther, 0, 0, step, THPVariable_Unpack(exp_avg_object.ptr()),
+                  THPVariable_Unpack(exp_avg_sq_object.ptr())};
 
       const auto pair = pair_of_B_.find(param.unsafeGetTensorImpl());
       if (pair == pair_of_B_.end()) {
-        plan.visits.push_back({param, Visit::kOther, lists.params.size(), 0, step.unsafeGetTensorImpl(),
-                               exp_avg.unsafeGetTensorImpl(), exp_avg_sq.unsafeGetTensorImpl()});
-        lists.params.push_back(param);
+        visit.slot = lists.params.size();
+        plan.visits.push_back(std::move(visit));
+        lists.params.push_back(local_param);
         lists.grads.push_back(grad);
         lists.exp_avg.push_back(exp_avg);
         lists.exp_avg_sq.push_back(exp_avg_sq);
@@ -165,9 +206,11 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
         continue;
       }
       Pair& entry = pairs_[pair->second];
-      plan.visits.push_back({param, Visit::kPair, lists.B.size(), pair->second, step.unsafeGetTensorImpl(),
-                             exp_avg.unsafeGetTensorImpl(), exp_avg_sq.unsafeGetTensorImpl()});
-      lists.B.push_back(param);
+      visit.kind = Visit::kPair;
+      visit.slot = lists.B.size();
+      visit.pair = pair->second;
+      plan.visits.push_back(std::move(visit));
+      lists.B.push_back(local_param);
       lists.grad_B.push_back(grad);
       lists.exp_avg_B.push_back(exp_avg);
       lists.exp_avg_sq_B.push_back(exp_avg_sq);
@@ -182,7 +225,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   return new_states;
 }
 
-bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf& state_of) {
+bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf& state_of, const LocalView& local) {
   if (plans_.size() != groups.size()) return false;
   static PyObject* const params_key = PyUnicode_InternFromString("params");
   static PyObject* const state_keys[3] = {PyUnicode_InternFromString("step"), PyUnicode_InternFromString("exp_avg"),
@@ -205,17 +248,20 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf& state_of) {
       const at::Tensor& param = THPVariable_Unpack(object);
       if (param.unsafeGetTensorImpl() != visit.param.unsafeGetTensorImpl()) return false;
       if (visit.kind == Visit::kFrozenA) continue;
-      at::Tensor grad = param.grad();
+      const bool sharded = local.IsDTensor(object);
+      at::Tensor grad = sharded ? local.GradientOf(object) : param.grad();
       if (grad.defined() != (visit.kind != Visit::kNoGradient)) return false;
       if (!grad.defined()) continue;
       if (grad.is_sparse()) return false;  // planning anew raises
+      if (sharded && local.Of(object).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl()) return false;
       // A parameter moved in place (module.to() sets .data) has its moments moved by planning anew.
       const at::Tensor& exp_avg =
           visit.kind == Visit::kPair ? plan.lists.exp_avg_B[visit.slot] : plan.lists.exp_avg[visit.slot];
-      if (exp_avg.device() != param.device() || exp_avg.scalar_type() != param.scalar_type()) return false;
+      if (exp_avg.device() != visit.local.device() || exp_avg.scalar_type() != visit.local.scalar_type()) return false;
       const auto found = state_of.find(param.unsafeGetTensorImpl());
       if (found == state_of.end() || !PyDict_Check(found->second)) return false;
-      const c10::TensorImpl* const planned[3] = {visit.step, visit.exp_avg, visit.exp_avg_sq};
+      const c10::TensorImpl* const planned[3] = {visit.step.unsafeGetTensorImpl(), visit.exp_avg.unsafeGetTensorImpl(),
+                                                 visit.exp_avg_sq.unsafeGetTensorImpl()};
       for (int k = 0; k < 3; ++k) {
         PyObject* value = PyDict_GetItemWithError(found->second, state_keys[k]);
         if (value == nullptr || !THPVariable_Check(value) || THPVariable_Unpack(value).unsafeGetTensorImpl() != planned[k])

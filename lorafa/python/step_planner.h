@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,12 +22,20 @@
 #include "lorafa/lora_pair.h"
 #include "lorafa/options.h"
 #include "lorafa/projection.h"
+#include "lorafa/python/sharded.h"
 #include "lorafa/step.h"
 
 namespace lorafa::python {
 
 // A param group's hyperparameters as LoraFAOptions, checked (ValidateOptions names the bad value).
 LoraFAOptions OptionsOfGroup(const pybind11::dict& group);
+
+// Raised by Prepare for a tensor in a param group that the planner was not made with, e.g. after a
+// framework replaced the parameters (FSDP2's fully_shard, then accelerate swapping the references in
+// param_groups): the Python optimizer then pairs the groups' tensors anew, by position.
+struct UnknownParameter : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class StepPlanner {
  public:
@@ -52,18 +61,22 @@ class StepPlanner {
 
  private:
   struct Pair {
-    LoraPair pair;
+    LoraPair pair;  // A: the whole A, gathered from its shards when it is a DTensor
     internal::CachedProjection projection;
+    pybind11::object sharded_A;  // the DTensor A, or None
+    const void* gathered_data = nullptr;  // the local shard, data and version, when it was gathered
+    int64_t gathered_version = -1;
   };
   // What the plan found for one entry of a group's params, in order: enough to tell that the next step
   // finds the same (the same tensors by identity), and where its gradient goes in the lists.
+  // Tensors are held, so that their addresses cannot be other tensors' at the next step.
   struct Visit {
     enum Kind { kFrozenA, kNoGradient, kPair, kOther };
-    at::Tensor param;  // held, so that its address cannot be another tensor's at the next step
+    at::Tensor param, local;  // the parameter (a DTensor's wrapper) and what the step updates
     Kind kind;
     size_t slot;  // its index in lists.B/grad_B (kPair) or lists.params/grads (kOther)
     size_t pair;  // kPair: its index in pairs_
-    const c10::TensorImpl *step, *exp_avg, *exp_avg_sq;  // its state's tensors (the lists hold them)
+    at::Tensor step, exp_avg, exp_avg_sq;  // its state's tensors, as the state dict holds them
   };
   struct GroupPlan {
     LoraFAOptions options;
@@ -76,11 +89,15 @@ class StepPlanner {
   // The previous step's plan, brought up to date where only what changes from step to step has changed:
   // the options (a scheduler's lr), the gradients (new tensors after zero_grad) and the cached matrices
   // (a new A). False, with the plan as it was, if anything else differs; Prepare then plans anew.
-  bool RefreshPlan(const pybind11::list& groups, const StateOf& state_of);
+  bool RefreshPlan(const pybind11::list& groups, const StateOf& state_of, const LocalView& local);
+
+  // Gathers each sharded A whose local shard changed since its last gathering (the first time, every
+  // one): a collective, which every rank makes for the same pairs in the same order.
+  void GatherShardedA(const LocalView& local);
 
   std::vector<Pair> pairs_;
   std::unordered_map<const c10::TensorImpl*, size_t> pair_of_B_;
-  std::unordered_set<const c10::TensorImpl*> frozen_A_;
+  std::unordered_set<const c10::TensorImpl*> frozen_A_, others_;
   std::vector<GroupPlan> plans_;
 };
 
