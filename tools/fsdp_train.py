@@ -4,7 +4,10 @@ q, k, v, o, gate, up and down, fully_shard on each decoder layer and on the root
     torchrun --nproc-per-node=2 tools/fsdp_train.py --steps=20            # CPU, Gloo
     torchrun --nproc-per-node=8 tools/fsdp_train.py --device=cuda         # GPUs, NCCL
 
-with lorafa installed (`pip install` of the wheel). Each step prints the loss; at the end each rank
+with lorafa installed (`pip install` of the wheel). With --checkpoint_dir, model and optimizer are saved
+through torch.distributed.checkpoint every --checkpoint_every steps, and a start (or a restart by
+`torchrun --max-restarts=N` after a rank died) resumes from the last complete checkpoint there, so the
+run ends as if never interrupted. Each step prints the loss; at the end each rank
 prints the bytes of its optimizer state against AdamW's on LoRA unsharded (two moments of A and of B),
 and a checksum of the trained parameters, the same on every rank.
 """
@@ -12,10 +15,13 @@ and a checksum of the trained parameters, the same on every rank.
 import argparse
 import hashlib
 import os
+import signal
 
 import torch
 import torch.distributed as dist
 from peft import LoraConfig, get_peft_model
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
@@ -38,6 +44,15 @@ def local_bytes(tensor):
     return local.numel() * local.element_size()
 
 
+def last_checkpoint(directory):
+    """(step, path) of the newest complete checkpoint in `directory` (DCP writes .metadata last), or None."""
+    if not directory or not os.path.isdir(directory):
+        return None
+    steps = [int(name.split("-")[1]) for name in os.listdir(directory)
+             if name.startswith("step-") and os.path.exists(os.path.join(directory, name, ".metadata"))]
+    return (max(steps), os.path.join(directory, f"step-{max(steps):06d}")) if steps else None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
@@ -46,6 +61,11 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-2)
     parser.add_argument("--batch", type=int, default=4, help="sequences per rank")
     parser.add_argument("--seq", type=int, default=32)
+    parser.add_argument("--checkpoint_dir", default="", help="save there, and resume from there")
+    parser.add_argument("--checkpoint_every", type=int, default=5)
+    parser.add_argument("--fault", default="", metavar="RANK:STEP",
+                        help="for testing recovery: on the first attempt, that rank kills itself (SIGKILL) "
+                             "when that step begins")
     args = parser.parse_args()
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -69,7 +89,20 @@ def main():
     generator = torch.Generator().manual_seed(1000 + rank)
     starts = torch.randint(0, 256, (args.batch, 1), generator=generator)
     tokens = ((starts + 3 * torch.arange(args.seq)) % 256).to(device)
-    for step in range(1, args.steps + 1):
+    first = 1
+    found = last_checkpoint(args.checkpoint_dir)
+    if found is not None:
+        model_state, optimizer_state = get_state_dict(model, optimizer)
+        dcp.load({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=found[1])
+        set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
+        first = found[0] + 1
+        if rank == 0:
+            print(f"resumed from {found[1]}", flush=True)
+    fault_rank, fault_step = (int(x) for x in args.fault.split(":")) if args.fault else (-1, -1)
+    first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+    for step in range(first, args.steps + 1):
+        if rank == fault_rank and step == fault_step and first_attempt:
+            os.kill(os.getpid(), signal.SIGKILL)
         optimizer.zero_grad(set_to_none=True)
         loss = model(input_ids=tokens, labels=tokens).loss
         loss.backward()
@@ -78,6 +111,10 @@ def main():
         dist.all_reduce(mean)
         if rank == 0:
             print(f"step {step} loss {mean.item() / world:.4f}", flush=True)
+        if args.checkpoint_dir and step % args.checkpoint_every == 0:
+            model_state, optimizer_state = get_state_dict(model, optimizer)
+            dcp.save({"model": model_state, "optimizer": optimizer_state},
+                     checkpoint_id=os.path.join(args.checkpoint_dir, f"step-{step:06d}"))
 
     state_bytes = sum(local_bytes(t) for s in optimizer.state.values() for k, t in s.items() if k != "step")
     trained = [p for p in model.parameters() if p.requires_grad]
