@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (idempotent) setup of a fresh Debian 12 machine for lorafa:
 #   - Debian packages: Bazel 4.2.3 (bazel-bootstrap) and the C++ libraries used as local repositories;
-#   - a project virtualenv at .venv with the pinned torch (whose LibTorch we link) and peft.
+#   - a virtualenv with the pinned torch (whose LibTorch we link) and peft, under ~/.cache/lorafa/venvs
+#     (or $LORAFA_VENVS), linked as .venv.
 # Usage: tools/setup.sh            (from anywhere inside the checkout; root or sudo)
 # Environment: LORAFA_BASE_PYTHON  interpreter to build the venv from (default: pyenv 3.12, else 3.11,
 #                                  else python3 on PATH; it must be built with a shared libpython).
@@ -46,26 +47,35 @@ pick_base_python() {
   command -v python3
 }
 
-if [ ! -x "$venv/bin/python3" ]; then
-  base=$(pick_base_python)
-  shared=$("$base" -c 'import sysconfig; print(sysconfig.get_config_var("Py_ENABLE_SHARED") or 0)')
-  if [ "$shared" != "1" ]; then
-    echo "setup: $base has no shared libpython; embedding needs one. Set LORAFA_BASE_PYTHON." >&2
-    exit 1
-  fi
-  echo "setup: creating $venv from $base"
-  "$base" -m venv "$venv"
-fi
-
+# The venv lives at a path of its own, keyed by the requirements and the base interpreter, and .venv
+# links to it. Every checkout with the same requirements then builds against the same paths, so Bazel's
+# disk cache serves a second checkout's compiles, links and test results (and it shares the download).
 req="$repo_root/tools/requirements.txt"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$req" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing $req into $venv (torch is a large download the first time)"
-  "$venv/bin/python3" -m pip install -q --upgrade pip
-  "$venv/bin/python3" -m pip install -q -r "$req"
-  echo "$want" > "$stamp"
+base=$(pick_base_python)
+key=$( { cat "$req"; readlink -f "$base"; } | sha256sum | cut -c1-16)
+store="${LORAFA_VENVS:-$HOME/.cache/lorafa/venvs}/$key"
+mkdir -p "$(dirname "$store")"
+(
+  flock 9  # two checkouts set up at once: one installs, the other waits for it
+  if [ ! -f "$store/.complete" ]; then
+    shared=$("$base" -c 'import sysconfig; print(sysconfig.get_config_var("Py_ENABLE_SHARED") or 0)')
+    if [ "$shared" != "1" ]; then
+      echo "setup: $base has no shared libpython; embedding needs one. Set LORAFA_BASE_PYTHON." >&2
+      exit 1
+    fi
+    echo "setup: creating $store from $base, with $req (torch is a large download the first time)"
+    rm -rf "$store"
+    "$base" -m venv "$store"
+    "$store/bin/python3" -m pip install -q --upgrade pip
+    "$store/bin/python3" -m pip install -q -r "$req"
+    touch "$store/.complete"
+  fi
+) 9> "$store.lock"
+if [ -e "$venv" ] && [ ! -L "$venv" ]; then
+  echo "setup: replacing the checkout's own .venv folder with a link to $store"
+  rm -rf "$venv"
 fi
+ln -sfn "$store" "$venv"
 
 "$venv/bin/python3" -c 'import torch, peft.optimizers.lorafa; print("setup: torch", torch.__version__, "peft", peft.__version__)'
 echo "setup: done. Next: bazel test //..."

@@ -17,7 +17,9 @@ try:
 except ImportError as error:
     print(json.dumps({"error": "import torch failed: %s" % error}))
     sys.exit(0)
-torch_dir = os.path.dirname(torch.__file__)
+# Real paths, so that every checkout whose .venv links to the same environment names the same paths
+# (and Bazel's disk cache serves them all).
+torch_dir = os.path.realpath(os.path.dirname(torch.__file__))
 # The CUDA toolkit of PyPI's nvidia-* wheels (nvcc pinned in tools/requirements.txt), if installed.
 cuda_root = ""
 try:
@@ -25,7 +27,7 @@ try:
     for base in nvidia.__path__:
         candidate = os.path.join(base, "cu13")
         if os.path.exists(os.path.join(candidate, "bin", "nvcc")):
-            cuda_root = candidate
+            cuda_root = os.path.realpath(candidate)
 except ImportError:
     pass
 # NCCL's header, from the nvidia-nccl wheel torch depends on (lorafa/distributed's NCCL group).
@@ -34,7 +36,7 @@ try:
     import nvidia.nccl
     for base in nvidia.nccl.__path__:
         if os.path.exists(os.path.join(base, "include", "nccl.h")):
-            nccl_include = os.path.join(base, "include")
+            nccl_include = os.path.realpath(os.path.join(base, "include"))
 except ImportError:
     pass
 print(json.dumps({
@@ -49,7 +51,10 @@ print(json.dumps({
     "python_libdir": sysconfig.get_config_var("LIBDIR"),
     "python_ldversion": sysconfig.get_config_var("LDVERSION"),
     "python_shared": int(sysconfig.get_config_var("Py_ENABLE_SHARED") or 0),
-    "python_executable": sys.executable,
+    # The venv's own interpreter path (its pyvenv.cfg puts its site-packages on sys.path), through the
+    # venv's real folder.
+    "python_executable": os.path.join(os.path.realpath(sys.prefix), "bin", os.path.basename(sys.executable))
+    if sys.prefix != sys.base_prefix else sys.executable,
     "python_tag": "cp%d%d" % sys.version_info[:2],
     "extension_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
 }))
@@ -177,9 +182,7 @@ def _local_torch_impl(rctx):
     if not found["python_shared"]:
         fail("%s has no shared libpython, so it cannot be embedded: %s" % (python, _SETUP_HINT))
 
-    # Keep the interpreter path the user gave (a venv's bin/python3), not the resolved base binary:
-    # the venv's pyvenv.cfg beside it is what puts its site-packages on sys.path.
-    found["python_executable"] = python
+    python = found["python_executable"]  # a venv's bin/python3 in its real folder
     rctx.symlink(found["torch_include"], "include")
     rctx.symlink(found["python_include"], "python_include")
     rctx.file("WORKSPACE", 'workspace(name = "%s")\n' % rctx.name)
