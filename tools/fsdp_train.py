@@ -71,8 +71,14 @@ def main():
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if args.device == "cuda":
         torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    # torchrun's store, with keys of this attempt only: after a restart, a rank must not read the
+    # addresses its peers published before it (seen as Gloo's "Connection refused" when restarting).
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True")
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group("nccl" if args.device == "cuda" else "gloo", rank=rank, world_size=world,
+                            store=dist.PrefixStore(f"fsdp_train/attempt_{attempt}", store))
     mesh = init_device_mesh(args.device, (world,))
     device = torch.device(args.device, local_rank) if args.device == "cuda" else torch.device("cpu")
 
@@ -124,6 +130,7 @@ def main():
     print(f"rank {rank}: optimizer state {state_bytes} bytes, {state_bytes / adamw_state_bytes:.3f}x AdamW's "
           f"{adamw_state_bytes} on LoRA unsharded; trained parameters checksum {digest.hexdigest()[:16]}",
           flush=True)
+    dist.barrier()  # no rank tears its Gloo pairs down while a peer still uses them
     dist.destroy_process_group()
 
 
