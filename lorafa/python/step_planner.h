@@ -37,7 +37,8 @@ struct UnknownParameter : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-class StepPlanner {
+// Hidden, as pybind11's own types are: it holds Python objects, and lives only inside lorafa._C.
+class __attribute__((visibility("hidden"))) StepPlanner {
  public:
   // The optimizer's LoRA pairs, checked with lorafa::ValidatePairs against the other trained tensors:
   // a c10::ValueError naming the bad pair.
