@@ -9,7 +9,8 @@ agree bit for bit for any split, uneven ones included (layer widths 35 and 7 spl
 ranks, 12/12/11 and 3/3/1 over 3, and A's 4 rows 2/2/0). The gradients are given (distributed from the
 same full gradient) where the point is the optimizer; where they come from FSDP2's backward on 2 ranks,
 its reduce-scatter sums g0 + g1 and divides by 2, which equals the single process's g0/2 + g1/2 (halved
-losses, accumulated) exactly: a sum of two terms has one order, and halving is exact.
+losses, accumulated) exactly: a sum of two terms has one order, and halving is exact. On 3 ranks the
+reduce-scatter's order is its own: the gradients agree with one process's within a derived bound.
 """
 
 import os
@@ -194,6 +195,44 @@ def backward_on_two_ranks_equals_one_process(mesh, rank, world):
     assert_equal(snapshot(model, optimizer), snapshot(reference, reference_optimizer), "backward")
 
 
+def gradients_on_three_ranks_within_the_reduction_bound(mesh, rank, world):
+    """FSDP2's reduce-scatter on 3 ranks sums the ranks' gradients g_r in an order of its own, and divides
+    (by 3, or by a power of two before and the rest after). One process computing each rank's slice
+    alone gets the same g_r bit for bit (same operations on the same shapes, the weights all-gathered
+    exactly), and takes (g_0 + g_1 + g_2) / 3. Both sums of 3 terms are within γ_2·Σ|g_r| of the exact
+    one (γ_2 = 2u/(1 − 2u), u = 2⁻²⁴), each division adds at most u of its result (≤ Σ|g_r|/3), and a
+    power-of-two pre-division is exact. So |Δ| ≤ (2·γ_2 + 2u)·Σ|g_r|/3 ≤ 7u·Σ|g_r|/3 elementwise.
+    Given equal gradients, the sharded step equals the unsharded one bit for bit (tested above), so this
+    bound is all the reduction adds."""
+    rows = 3
+    x = torch.randn(rows * world, 16, generator=torch.Generator().manual_seed(7))
+    target = torch.randn(rows * world, 7, generator=torch.Generator().manual_seed(8))
+    reference = make_model()
+    lorafa.create_lorafa_optimizer(reference, lr=LR)  # freezes A, as for the sharded model
+    per_rank = []
+    for r in range(world):
+        reference.zero_grad(set_to_none=True)
+        piece = slice(r * rows, (r + 1) * rows)
+        torch.nn.functional.mse_loss(reference(x[piece]), target[piece]).backward()
+        per_rank.append({n: p.grad.clone() for n, p in reference.named_parameters() if p.requires_grad})
+    model = shard_model(make_model(), mesh)
+    lorafa.create_lorafa_optimizer(model, lr=LR)
+    piece = slice(rank * rows, (rank + 1) * rows)
+    torch.nn.functional.mse_loss(model(x[piece]), target[piece]).backward()
+    u = 2.0 ** -24
+    checked = 0
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        terms = [g[name] for g in per_rank]
+        want = (terms[0] + terms[1] + terms[2]) / 3
+        bound = 7 * u * sum(t.abs() for t in terms) / 3
+        difference = (full(p.grad) - want).abs()
+        assert bool((difference <= bound).all()), f"{name}: {(difference - bound).max().item()} over the bound"
+        checked += 1
+    assert checked == 3  # two pairs' B, and the bias
+
+
 def clipping_and_mixed_precision(mesh, rank):
     """bfloat16 parameters for compute, float32 reduction: the sharded parameters, their gradients and
     the moments stay float32 DTensors; clip_grad_norm_ works on the DTensor gradients before the step."""
@@ -258,6 +297,7 @@ def run_rank(rank, world, store, tmp, scenario):
             bad_sharding_is_named(mesh, rank, world)
         elif scenario == "three":
             sharded_steps_equal_unsharded(mesh, rank)
+            gradients_on_three_ranks_within_the_reduction_bound(mesh, rank, world)
             checkpoint_run(mesh, rank, os.path.join(tmp, "checkpoint"), os.path.join(tmp, "resumed3.pt"), True)
         elif scenario == "resume-two":
             checkpoint_run(mesh, rank, os.path.join(tmp, "checkpoint"), os.path.join(tmp, "resumed2.pt"), True)
