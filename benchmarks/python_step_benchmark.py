@@ -92,7 +92,7 @@ SAME_LAYERS = [("python_lorafa_cpp_step", "python_lorafa", _CppStepOnly)]
 
 def time_in_turns(turns, device, min_run_time):
     """The median time of one call of each step in `turns`, a list of lists of steps. The turns take
-    blocks of about 10 ms in rotation, round after round; within a turn the steps alternate call by call,
+    blocks of about 10 ms (at least 10 calls: the first calls after another turn meet cold caches) in rotation, round after round; within a turn the steps alternate call by call,
     so that steps compared with each other (Python's step and its C++ step) meet the same cache and the
     same machine. Each call is timed by itself (CUDA synchronised). Returns {step: median}, the rounds."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -112,7 +112,7 @@ def time_in_turns(turns, device, min_run_time):
     calls = []
     for turn in turns:
         run_turn(turn, 1)
-        calls.append(max(1, round(0.01 / max(sum(times[step][-1] for step in turn), 1e-7))))
+        calls.append(max(10, round(0.01 / max(sum(times[step][-1] for step in turn), 1e-7))))
     rounds = 0
     start = time.perf_counter()
     while rounds < 5 or time.perf_counter() - start < min_run_time * len(turns):
