@@ -51,15 +51,11 @@ def lorafa_optimizer(layers):
 
 
 class _CppStepOnly:
-    """The C++ step that `optimizer.step()` runs, on the same layers, with the lists its step() plans,
-    planned once: Python's step() over it is what the Python front end costs."""
+    """The C++ step that `optimizer.step()` runs, on the same layers: its planner runs the plan of the
+    optimizer's last step again. Python's step() over it is what the Python front end costs."""
 
     def __init__(self, optimizer):
-        self.planner = optimizer._planner
-        self.planner.prepare(optimizer.param_groups, optimizer.state)
-
-    def step(self):
-        self.planner.run()
+        self.step = optimizer._planner.run
 
 
 def peft_optimizer(layers):
@@ -85,16 +81,11 @@ METHODS = [
     ("python_peft_lorafa", peft_optimizer),
     ("python_torch_fused_adamw_a_and_b", fused_adamw_a_and_b),
 ]
-# Timed on the layers of the method named, after its first step (when its state exists), call by call in
-# turn with it.
-SAME_LAYERS = [("python_lorafa_cpp_step", "python_lorafa", _CppStepOnly)]
-
-
 def time_in_turns(turns, device, min_run_time):
     """The median time of one call of each step in `turns`, a list of lists of steps. The turns take
-    blocks of about 10 ms (at least 10 calls: the first calls after another turn meet cold caches) in rotation, round after round; within a turn the steps alternate call by call,
-    so that steps compared with each other (Python's step and its C++ step) meet the same cache and the
-    same machine. Each call is timed by itself (CUDA synchronised). Returns {step: median}, the rounds."""
+    blocks of about 10 ms, and at least 10 calls (the first after another turn meet cold caches), in
+    rotation, round after round; within a turn the steps alternate call by call, so that steps compared
+    with each other (Python's step and its C++ step) meet the same cache and the same machine. Each call is timed by itself (CUDA synchronised). Returns {step: median}, the rounds."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     times = {step: [] for turn in turns for step in turn}
 
@@ -141,10 +132,10 @@ def main():
                 optimizers = {name: make(make_layers(r, width, layers, args.device)) for name, make in METHODS}
                 for optimizer in optimizers.values():
                     optimizer.step()  # state exists from here on
+                # lorafa's C++ step alone on python_lorafa's layers, call by call in turn with its step().
                 turns = [[optimizer.step] for optimizer in optimizers.values()]
-                for name, of, make in SAME_LAYERS:
-                    optimizers[name] = make(optimizers[of])
-                    next(turn for turn in turns if turn[0] == optimizers[of].step).append(optimizers[name].step)
+                optimizers["python_lorafa_cpp_step"] = _CppStepOnly(optimizers["python_lorafa"])
+                turns[0].append(optimizers["python_lorafa_cpp_step"].step)
                 medians, rounds = time_in_turns(turns, args.device, min_run_time)
                 for name, optimizer in optimizers.items():
                     median = medians[optimizer.step]

@@ -71,11 +71,10 @@ def main():
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if args.device == "cuda":
         torch.cuda.set_device(local_rank)
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    # torchrun's store, with keys of this attempt only: after a restart, a rank must not read the
-    # addresses its peers published before it (seen as Gloo's "Connection refused" when restarting).
-    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
-                          is_master=rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True")
+    # torchrun's store (torch's env:// rendezvous), with keys of this attempt only: after a restart, a
+    # rank must not read the addresses its peers published before it (seen as Gloo's "Connection
+    # refused" when restarting).
+    store, rank, world = next(dist.rendezvous("env://"))
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     dist.init_process_group("nccl" if args.device == "cuda" else "gloo", rank=rank, world_size=world,
                             store=dist.PrefixStore(f"fsdp_train/attempt_{attempt}", store))

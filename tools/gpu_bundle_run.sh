@@ -124,10 +124,12 @@ else
   skip "a. parity_check --device=cuda" "no CUDA device"
 fi
 
+free_port() { "${python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # Data parallel: `ddp_train` as WORLD ranks on this machine, which must end with the same parameters.
 ddp_train_ranks() {
   local device="$1" world="$2" port rank pids=() status=0
-  port=$("${python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   for rank in $(seq 0 $((world - 1))); do
     RANK=${rank} WORLD_SIZE=${world} LOCAL_RANK=${rank} MASTER_ADDR=127.0.0.1 MASTER_PORT=${port} \
       "${binaries}/tools/ddp_train" --device="${device}" --steps=10 --timeout_s=60 > "${work}/ddp_${device}_${rank}.log" 2>&1 &
@@ -152,7 +154,7 @@ fsdp_train_ranks() {
     "${python}" -m pip install --quiet --no-deps --no-index --no-compile --target "${site}" \
       "${binaries}"/lorafa/python/lorafa-*.whl || return 1
   fi
-  port=$("${python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   PYTHONPATH="${site}" HF_HUB_OFFLINE=1 "${python}" -m torch.distributed.run --nproc-per-node="${world}" \
     --master-addr=127.0.0.1 --master-port="${port}" "${binaries}/tools/fsdp_train.py" --device="${device}" \
     --steps=10 > "${work}/fsdp_${device}.log" 2>&1 || status=1

@@ -25,7 +25,7 @@ import torch
 from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 from . import _C
-from .sharding import all_ranks_agree, check_sharding
+from .sharding import all_ranks_agree, check_sharding, meshes_of
 
 PROJECTIONS = ("exact", "peft_bf16")
 
@@ -125,6 +125,7 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         role_of.update({id(pair.A): ("A", k) for k, pair in enumerate(pairs)})
         self._roles = [[role_of.get(id(p), ("other", None)) for p in group["params"]] for group in self.param_groups]
         self._planner, self._lora_pairs = planner, pairs
+        self._meshes = meshes_of(trained)  # where skip_nonfinite's verdict must be every rank's
 
     def _follow_replaced_parameters(self):
         """Pairs the groups' tensors anew by their places, after a framework replaced the parameters there:
@@ -192,8 +193,8 @@ class LoraFAOptimizer(torch.optim.Optimizer):
             self._follow_replaced_parameters()
             new_states = self._planner.prepare(self.param_groups, self.state)
         finite = self._planner.gradients_are_finite()
-        if any(group["skip_nonfinite"] for group in self.param_groups):
-            finite = all_ranks_agree(finite, [p for group in self.param_groups for p in group["params"]])
+        if self._meshes and any(group["skip_nonfinite"] for group in self.param_groups):
+            finite = all_ranks_agree(finite, self._meshes)
         if not finite:
             self.skipped_steps += 1
             return loss

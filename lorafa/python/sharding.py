@@ -51,11 +51,17 @@ def check_sharding(pairs, others):
             check_mesh(param, f"parameter {index} (of shape {tuple(param.shape)})")
 
 
-def all_ranks_agree(flag, params):
-    """`flag` and-ed over the ranks of the meshes of `params` when any is a DTensor, else `flag`."""
+def meshes_of(params):
+    """The device meshes of the DTensors among `params` (none when nothing is sharded)."""
     DTensor = dtensor_class()
-    meshes = {id(p.device_mesh): p.device_mesh for p in params if DTensor is not None and isinstance(p, DTensor)}
-    for mesh in meshes.values():
+    if DTensor is None:
+        return []
+    return list({id(p.device_mesh): p.device_mesh for p in params if isinstance(p, DTensor)}.values())
+
+
+def all_ranks_agree(flag, meshes):
+    """`flag` and-ed over the ranks of every mesh in `meshes` (one all-reduce each)."""
+    for mesh in meshes:
         value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=mesh.device_type)
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN, group=mesh.get_group())
         flag = bool(value.item())

@@ -3,7 +3,7 @@
 #include <tuple>
 #include <utility>
 
-#include <ATen/ops/zeros_like.h>
+#include <ATen/ops/zeros.h>
 #include <c10/core/DefaultDtype.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
@@ -99,13 +99,13 @@ StepPlanner::StepPlanner(const std::vector<std::string>& names, const std::vecto
   std::vector<LoraPair> pairs;
   for (size_t i = 0; i < names.size(); ++i) pairs.push_back({names[i], A[i], B[i], scalings[i]});
   ValidatePairs(pairs, others);
-  pairs_.reserve(names.size());
+  pairs_.reserve(pairs.size());
   const LocalView local;
-  for (size_t i = 0; i < names.size(); ++i) {
-    py::object a_object = py::cast(A[i]);  // the Python tensor itself: a DTensor stays one
-    pairs_.push_back({{names[i], A[i], B[i], scalings[i]}, {}, local.IsDTensor(a_object.ptr()) ? a_object : py::none()});
-    pair_of_B_[B[i].unsafeGetTensorImpl()] = i;
-    frozen_A_.insert(A[i].unsafeGetTensorImpl());
+  for (LoraPair& pair : pairs) {
+    pair_of_B_[pair.B.unsafeGetTensorImpl()] = pairs_.size();
+    frozen_A_.insert(pair.A.unsafeGetTensorImpl());
+    py::object a_object = py::cast(pair.A);  // the Python tensor itself: a DTensor stays one
+    pairs_.push_back({std::move(pair), {}, local.IsDTensor(a_object.ptr()) ? a_object : py::none()});
   }
   for (const at::Tensor& other : others) others_.insert(other.unsafeGetTensorImpl());
 }
@@ -248,12 +248,11 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf& state_of, c
       const at::Tensor& param = THPVariable_Unpack(object);
       if (param.unsafeGetTensorImpl() != visit.param.unsafeGetTensorImpl()) return false;
       if (visit.kind == Visit::kFrozenA) continue;
-      const bool sharded = local.IsDTensor(object);
-      at::Tensor grad = sharded ? local.GradientOf(object) : param.grad();
+      at::Tensor grad = local.GradientOf(object);
       if (grad.defined() != (visit.kind != Visit::kNoGradient)) return false;
       if (!grad.defined()) continue;
       if (grad.is_sparse()) return false;  // planning anew raises
-      if (sharded && local.Of(object).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl()) return false;
+      if (local.Of(object).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl()) return false;
       // A parameter moved in place (module.to() sets .data) has its moments moved by planning anew.
       const at::Tensor& exp_avg =
           visit.kind == Visit::kPair ? plan.lists.exp_avg_B[visit.slot] : plan.lists.exp_avg[visit.slot];

@@ -157,7 +157,7 @@ def checkpoint_run(mesh, rank, checkpoint, out, load):
     optimizer = lorafa.create_lorafa_optimizer(model, lr=LR, weight_decay=0.01)
     first = 0
     if load:
-        model_state = {k: v for k, v in model.state_dict().items()}
+        model_state = model.state_dict()
         optimizer_state = get_optimizer_state_dict(model, optimizer)
         dcp.load({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=checkpoint)
         model.load_state_dict(model_state)
