@@ -13,7 +13,7 @@ work="${TEST_TMPDIR:-$(mktemp -d)}/fsdp"
 mkdir -p "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 "$python" -m pip install --quiet --no-deps --no-index --no-compile --target "$work/site" \
-  "$(ls "$TEST_SRCDIR"/lorafa/lorafa/python/lorafa-*.whl)"
+  "$(ls "$TEST_SRCDIR"/lorafa/lorafa/python/wheel_cp*/lorafa-*.whl)"
 run() {  # run NAME [torchrun flags --] [fsdp_train flags]
   local name=$1 port
   shift

@@ -57,7 +57,7 @@ def main():
     os.makedirs(os.path.join(out, "lib", "python"))
 
     binaries = []
-    wheels = glob.glob(os.path.join(args.runfiles, "lorafa/lorafa/python/lorafa-*.whl"))
+    wheels = glob.glob(os.path.join(args.runfiles, "lorafa/lorafa/python/wheel_cp*/lorafa-*.whl"))
     for relative in BINARIES + DATA + [os.path.relpath(w, args.runfiles) for w in wheels]:
         source = os.path.join(args.runfiles, relative)
         target = os.path.join(out, "runfiles", relative)

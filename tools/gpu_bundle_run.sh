@@ -152,7 +152,7 @@ fsdp_train_ranks() {
   local device="$1" world="$2" site="${work}/fsdp_site" port status=0
   if [ ! -d "${site}" ]; then
     "${python}" -m pip install --quiet --no-deps --no-index --no-compile --target "${site}" \
-      "${binaries}"/lorafa/python/lorafa-*.whl || return 1
+      "${binaries}"/lorafa/python/wheel_cp*/lorafa-*.whl || return 1
   fi
   port=$(free_port)
   PYTHONPATH="${site}" HF_HUB_OFFLINE=1 "${python}" -m torch.distributed.run --nproc-per-node="${world}" \

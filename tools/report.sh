@@ -59,7 +59,7 @@ if [ "${python_rows}" = 1 ]; then
   echo "report: [${step}/${steps}] python_step_benchmark (${preset}, ${device}): lorafa from Python, PEFT, fused AdamW"
   site=$(mktemp -d)
   "${python}" -m pip install --quiet --no-deps --no-index --no-compile --target "${site}" \
-    "${runfiles}"/lorafa/lorafa/python/lorafa-*.whl
+    "${runfiles}"/lorafa/lorafa/python/wheel_cp*/lorafa-*.whl
   PYTHONPATH="${site}" HF_HUB_OFFLINE=1 "${python}" "${bin}/python_step_benchmark.py" --preset="${preset}" \
     --device="${device}" --out="${out}/python_step_benchmark.json"
   json_flags+=("--python_json=${out}/python_step_benchmark.json")

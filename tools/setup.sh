@@ -16,6 +16,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 debian_packages=(
   bazel-bootstrap          # Bazel 4.2.3; every external repository is local (see WORKSPACE)
   g++ python3-dev
+  python3-venv             # Debian's python3.11, where pyenv has none: //tools:wheels_test makes venvs of it
   libabsl-dev              # flags, status, strings
   libgtest-dev libgmock-dev
   libbenchmark-dev
@@ -75,7 +76,12 @@ if [ -e "$venv" ] && [ ! -L "$venv" ]; then
   echo "setup: replacing the checkout's own .venv folder with a link to $store"
   rm -rf "$venv"
 fi
+previous=$(readlink "$venv" || true)
 ln -sfn "$store" "$venv"
+# A checkout already built against another venv: have Bazel read the configured Python anew.
+if [ -n "$previous" ] && [ "$previous" != "$store" ] && [ -e "$repo_root/bazel-out" ]; then
+  (cd "$repo_root" && bazel sync --configure)
+fi
 
 "$venv/bin/python3" -c 'import torch, peft.optimizers.lorafa; print("setup: torch", torch.__version__, "peft", peft.__version__)'
 echo "setup: done. Next: bazel test //..."

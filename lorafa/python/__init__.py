@@ -6,9 +6,18 @@
 See create_lorafa_optimizer and LoraFAOptimizer.
 """
 
+import sys as _sys
+
 import torch as _torch
 
-from ._version import __version__, TORCH_VERSION as _BUILT_FOR_TORCH
+from ._version import __version__, PYTHON_VERSION as _BUILT_FOR_PYTHON, TORCH_VERSION as _BUILT_FOR_TORCH
+
+# The extension module is compiled for one CPython; another cannot load it.
+if "%d.%d" % _sys.version_info[:2] != _BUILT_FOR_PYTHON:
+    raise ImportError(
+        f"lorafa {__version__} was built for Python {_BUILT_FOR_PYTHON}, but this is Python "
+        f"{_sys.version_info[0]}.{_sys.version_info[1]}; install the lorafa wheel built for your Python"
+    )
 
 # The extension links this exact LibTorch; another one would fail in obscure ways (or worse, not fail).
 if _torch.__version__.split("+")[0] != _BUILT_FOR_TORCH:

@@ -8,7 +8,7 @@ if [ ! -x "${python}" ] || ! "${python}" -c 'import torch, peft, pytest' 2>/dev/
   echo "FAIL: no Python with torch, peft and pytest at '${python}'; run tools/setup.sh"
   exit 1
 fi
-wheel=$(ls "${TEST_SRCDIR}"/lorafa/lorafa/python/lorafa-*.whl)
+wheel=$(ls "${TEST_SRCDIR}"/lorafa/lorafa/python/wheel_cp*/lorafa-*.whl)
 site="${TEST_TMPDIR}/site"
 "${python}" -m pip install --quiet --no-deps --no-index --no-compile --target "${site}" "${wheel}"
 

@@ -2,7 +2,8 @@
 
 A target has glibc and GCC's runtime (the base system) and a Python with the torch wheel (torch's
 libraries and the nvidia-* CUDA wheels); anything else a binary needs must travel with it. Used by
-//tools:gpu_bundle and the Python wheel (//lorafa/python:wheel).
+//tools:gpu_bundle and //tools:install, which ship binaries and a C++ library, where auditwheel (the
+wheels' tool, tools/bazel/build_wheel.py) does not apply.
 """
 
 import os

@@ -150,6 +150,14 @@ def test_import_with_another_torch_names_both_versions():
     assert "2.10.0" in result.stderr and "torch 2.11.0" in result.stderr, result.stderr
 
 
+def test_import_under_another_python_names_both_versions():
+    code = "import torch, sys; sys.version_info = (3, 9, 0, 'final', 0); import lorafa"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    built_for = "Python %d.%d" % sys.version_info[:2]
+    assert "Python 3.9" in result.stderr and built_for in result.stderr, result.stderr
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: state following a parameter to the GPU needs one")
 def test_state_follows_its_parameter_to_the_gpu():
     params, pairs = make_problem()
