@@ -126,15 +126,13 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   c10::NoGradGuard no_grad;  // pseudo-inverses and new moments are not part of any graph
   const LocalView local;
   GatherShardedA(local);
-  // torch keys state by parameter, and a dict lookup by tensor calls Tensor.__hash__ in Python (about a
-  // microsecond each); one walk over the dict, which hashes nothing, finds every parameter's state.
-  StateOf state_of;
-  state_of.reserve(static_cast<size_t>(PyDict_Size(state.ptr())));
-  PyObject *key = nullptr, *value = nullptr;
-  for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) {
-    if (THPVariable_Check(key)) state_of[THPVariable_Unpack(key).unsafeGetTensorImpl()] = value;
+  if (StateIsAsSeen(state) && RefreshPlan(groups, nullptr, local)) return py::list();
+  const StateOf state_of = StateByParameter(state);
+  if (RefreshPlan(groups, &state_of, local)) {
+    SeeState(state);
+    return py::list();
   }
-  if (RefreshPlan(groups, state_of, local)) return py::list();
+  state_seen_.clear();
   std::vector<GroupPlan> plans;
   py::list new_states;
   const py::str step_key("step"), exp_avg_key("exp_avg"), exp_avg_sq_key("exp_avg_sq");
@@ -149,7 +147,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
                        ", not a tensor");
       const at::Tensor param = THPVariable_Unpack(object);  // a DTensor's wrapper: who the parameter is
       if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) {  // a pair's A: never stepped
-        plan.visits.push_back({param, {}, Visit::kFrozenA, 0, 0, {}, {}, {}});
+        plan.visits.push_back({param, {}, Visit::kFrozenA, 0, 0, {}, {}, {}, {}});
         continue;
       }
       if (pair_of_B_.count(param.unsafeGetTensorImpl()) == 0 && others_.count(param.unsafeGetTensorImpl()) == 0) {
@@ -158,7 +156,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       }
       const at::Tensor grad = local.GradientOf(object);
       if (!grad.defined()) {  // also a B without gradient in this step, where PEFT raises
-        plan.visits.push_back({param, {}, Visit::kNoGradient, 0, 0, {}, {}, {}});
+        plan.visits.push_back({param, {}, Visit::kNoGradient, 0, 0, {}, {}, {}, {}});
         continue;
       }
       TORCH_CHECK_TYPE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
@@ -168,12 +166,14 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       const auto found = state_of.find(param.unsafeGetTensorImpl());
       const py::dict existing =
           found != state_of.end() ? py::reinterpret_borrow<py::dict>(found->second) : py::dict();
+      py::object state_dict = existing;
       if (py::len(existing) == 0) {
         step_object = py::cast(at::zeros({}, at::TensorOptions().dtype(StepCountDtype())));
         // torch.zeros_like keeps a DTensor's mesh and placements: each rank holds its rows' moments.
         exp_avg_object = torch.attr("zeros_like")(param_handle, py::arg("memory_format") = torch.attr("preserve_format"));
         exp_avg_sq_object = torch.attr("zeros_like")(param_handle, py::arg("memory_format") = torch.attr("preserve_format"));
-        new_states.append(py::make_tuple(param_handle, NewState(step_object, exp_avg_object, exp_avg_sq_object)));
+        state_dict = NewState(step_object, exp_avg_object, exp_avg_sq_object);
+        new_states.append(py::make_tuple(param_handle, state_dict));
       } else {
         step_object = StateTensor(existing, step_key);
         exp_avg_object = StateTensor(existing, exp_avg_key);
@@ -185,14 +185,22 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
           step_object = py::cast(THPVariable_Unpack(step_object.ptr()).clone());
           exp_avg_object = exp_avg_object.attr("to")(device, dtype);
           exp_avg_sq_object = exp_avg_sq_object.attr("to")(device, dtype);
-          new_states.append(py::make_tuple(param_handle, NewState(step_object, exp_avg_object, exp_avg_sq_object)));
+          state_dict = NewState(step_object, exp_avg_object, exp_avg_sq_object);
+          new_states.append(py::make_tuple(param_handle, state_dict));
         }
       }
       const at::Tensor step = THPVariable_Unpack(step_object.ptr());
       CheckStepCount(step);
       const at::Tensor exp_avg = local.Of(exp_avg_object.ptr()), exp_avg_sq = local.Of(exp_avg_sq_object.ptr());
-      Visit visit{param, local_param, Visit::kOther, 0, 0, step, THPVariable_Unpack(exp_avg_object.ptr()),
-                  THPVariable_Unpack(exp_avg_sq_object.ptr())};
+      Visit visit{param,
+                  local_param,
+                  Visit::kOther,
+                  0,
+                  0,
+                  step,
+                  THPVariable_Unpack(exp_avg_object.ptr()),
+                  THPVariable_Unpack(exp_avg_sq_object.ptr()),
+                  std::move(state_dict)};
 
       const auto pair = pair_of_B_.find(param.unsafeGetTensorImpl());
       if (pair == pair_of_B_.end()) {
@@ -225,7 +233,35 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   return new_states;
 }
 
-bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf& state_of, const LocalView& local) {
+StepPlanner::StateOf StepPlanner::StateByParameter(const py::dict& state) {
+  // torch keys state by parameter, and a dict lookup by tensor calls Tensor.__hash__ in Python (about a
+  // microsecond each); one walk over the dict, which hashes nothing, finds every parameter's state.
+  StateOf state_of;
+  state_of.reserve(static_cast<size_t>(PyDict_Size(state.ptr())));
+  PyObject *key = nullptr, *value = nullptr;
+  for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) {
+    if (THPVariable_Check(key)) state_of[THPVariable_Unpack(key).unsafeGetTensorImpl()] = value;
+  }
+  return state_of;
+}
+
+void StepPlanner::SeeState(const py::dict& state) {
+  state_seen_.clear();
+  PyObject *key = nullptr, *value = nullptr;
+  for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) state_seen_.emplace_back(key, value);
+}
+
+bool StepPlanner::StateIsAsSeen(const py::dict& state) const {
+  if (state_seen_.empty() || PyDict_Size(state.ptr()) != static_cast<Py_ssize_t>(state_seen_.size())) return false;
+  PyObject *key = nullptr, *value = nullptr;
+  size_t i = 0;
+  for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value); ++i) {
+    if (key != state_seen_[i].first || value != state_seen_[i].second) return false;
+  }
+  return true;
+}
+
+bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, const LocalView& local) {
   if (plans_.size() != groups.size()) return false;
   static PyObject* const params_key = PyUnicode_InternFromString("params");
   static PyObject* const state_keys[3] = {PyUnicode_InternFromString("step"), PyUnicode_InternFromString("exp_avg"),
@@ -257,12 +293,16 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf& state_of, c
       const at::Tensor& exp_avg =
           visit.kind == Visit::kPair ? plan.lists.exp_avg_B[visit.slot] : plan.lists.exp_avg[visit.slot];
       if (exp_avg.device() != visit.local.device() || exp_avg.scalar_type() != visit.local.scalar_type()) return false;
-      const auto found = state_of.find(param.unsafeGetTensorImpl());
-      if (found == state_of.end() || !PyDict_Check(found->second)) return false;
+      if (state_of != nullptr) {
+        const auto found = state_of->find(param.unsafeGetTensorImpl());
+        if (found == state_of->end() || found->second != visit.state.ptr()) return false;
+      }
+      PyObject* const state = visit.state.ptr();
+      if (!PyDict_Check(state)) return false;
       const c10::TensorImpl* const planned[3] = {visit.step.unsafeGetTensorImpl(), visit.exp_avg.unsafeGetTensorImpl(),
                                                  visit.exp_avg_sq.unsafeGetTensorImpl()};
       for (int k = 0; k < 3; ++k) {
-        PyObject* value = PyDict_GetItemWithError(found->second, state_keys[k]);
+        PyObject* value = PyDict_GetItemWithError(state, state_keys[k]);
         if (value == nullptr || !THPVariable_Check(value) || THPVariable_Unpack(value).unsafeGetTensorImpl() != planned[k])
           return false;
       }

@@ -78,6 +78,7 @@ class __attribute__((visibility("hidden"))) StepPlanner {
     size_t slot;  // its index in lists.B/grad_B (kPair) or lists.params/grads (kOther)
     size_t pair;  // kPair: its index in pairs_
     at::Tensor step, exp_avg, exp_avg_sq;  // its state's tensors, as the state dict holds them
+    pybind11::object state;                 // that dict, state[param]
   };
   struct GroupPlan {
     LoraFAOptions options;
@@ -86,11 +87,18 @@ class __attribute__((visibility("hidden"))) StepPlanner {
     std::vector<Visit> visits;
   };
   using StateOf = std::unordered_map<const c10::TensorImpl*, PyObject*>;
+  // Each parameter's state dict in torch's `state` (keyed by the parameter).
+  static StateOf StateByParameter(const pybind11::dict& state);
+  // `state`'s entries by identity, as the last refreshed plan found them: while they are the same, in
+  // the same order, each visit's state dict is the one it holds, and no parameter needs looking up.
+  void SeeState(const pybind11::dict& state);
+  bool StateIsAsSeen(const pybind11::dict& state) const;
 
   // The previous step's plan, brought up to date where only what changes from step to step has changed:
   // the options (a scheduler's lr), the gradients (new tensors after zero_grad) and the cached matrices
   // (a new A). False, with the plan as it was, if anything else differs; Prepare then plans anew.
-  bool RefreshPlan(const pybind11::list& groups, const StateOf& state_of, const LocalView& local);
+  // `state_of` null: the state is as seen, and each visit's own state dict is current.
+  bool RefreshPlan(const pybind11::list& groups, const StateOf* state_of, const LocalView& local);
 
   // Gathers each sharded A whose local shard changed since its last gathering (the first time, every
   // one): a collective, which every rank makes for the same pairs in the same order.
@@ -100,6 +108,8 @@ class __attribute__((visibility("hidden"))) StepPlanner {
   std::unordered_map<const c10::TensorImpl*, size_t> pair_of_B_;
   std::unordered_set<const c10::TensorImpl*> frozen_A_, others_;
   std::vector<GroupPlan> plans_;
+  // Compared, never dereferenced: the keys are held by the plan's visits, the values too where they matter.
+  std::vector<std::pair<PyObject*, PyObject*>> state_seen_;
 };
 
 }  // namespace lorafa::python

@@ -1,11 +1,11 @@
 """Writes lorafa's wheel for one CPython and repairs it with auditwheel, as a package index expects.
 
-First a plain `linux_x86_64` wheel of the package sources and the built extension module, whose RUNPATH
-names only torch/lib beside it (the build machine's paths removed). Then `auditwheel repair` gives it
-the manylinux tag its symbols allow and grafts what neither the base system nor torch provides (Abseil)
-into lorafa.libs/, leaving torch's own libraries out (`--exclude`): the torch wheel provides them, and
-the extension must use the very LibTorch that `import torch` loaded. Last, `auditwheel show` must agree:
-the wheel's symbols allow its tag, and the only libraries outside that policy are torch's.
+First a plain `linux_x86_64` wheel of the package sources and the built extension module. Then
+`auditwheel repair` gives it the manylinux tag its symbols allow and grafts what neither the base
+system nor torch provides (Abseil) into lorafa.libs/, leaving torch's own libraries out (`--exclude`):
+the torch wheel provides them, and the extension must use the very LibTorch that `import torch`
+loaded. Last, `auditwheel show` must agree: the wheel's symbols allow its tag, and the only libraries
+outside that policy are torch's.
 """
 
 import argparse
@@ -45,14 +45,15 @@ def torch_libraries():
     return sorted(name for name in os.listdir(os.path.join(torch_dir, "lib")) if ".so" in name)
 
 
-def prepare_extension(path, env):
+def check_extension(path, env):
+    """The extension must take LibTorch from the torch wheel and Python from its interpreter. Its RUNPATH
+    (the build machine's folders) is auditwheel's to rewrite; torch's libraries need none, being loaded
+    already by `import torch`, which lorafa/__init__.py does first."""
     needed = run("patchelf", "--print-needed", path, env=env).stdout.split()
     if "libtorch_cpu.so" not in needed:
         raise SystemExit(f"build_wheel: {path} does not link the torch wheel's libtorch_cpu")
     if any(name.startswith("libpython") for name in needed):
         raise SystemExit(f"build_wheel: {path} links libpython; an extension module takes Python from its interpreter")
-    # Found already loaded by `import torch` in practice; the RUNPATH finds them for a bare dlopen too.
-    run("patchelf", "--set-rpath", "$ORIGIN/../torch/lib", path, env=env)
 
 
 def record_line(root, relative):
@@ -73,7 +74,7 @@ def write_plain_wheel(args, root, path):
     extension = os.path.join(package, "_C" + args.extension_suffix)
     shutil.copyfile(args.extension, extension)
     os.chmod(extension, 0o755)
-    prepare_extension(extension, tool_environment())
+    check_extension(extension, tool_environment())
 
     dist_info = f"lorafa-{args.version}.dist-info"
     os.makedirs(os.path.join(root, dist_info))

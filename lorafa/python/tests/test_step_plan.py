@@ -3,7 +3,8 @@
 - A step after the first reuses its plan (lorafa/python/step_planner.h) and refreshes only the options,
   the gradients and the cached matrices. Every other change between steps must be seen: each is made
   here between two steps, and the result must equal, bit for bit, an optimizer that plans every step
-  anew (a new LoraFAOptimizer loaded with the state). Both run the same C++ step on the same lists, so
+  anew (a new LoraFAOptimizer loaded with the state). Where the state dict is entry for entry the one
+  the last step saw, the refresh does not even look the parameters up in it. Both run the same C++ step on the same lists, so
   equality holds by construction.
 - torch's step wrapper (hooks, then a record_function for the profiler) runs only where it does
   something; the hooks and the profiler's event must be there as with torch's optimizers.
@@ -73,8 +74,25 @@ def move_a_parameter_in_place(params, pairs, optimizer):
     params[2].data = params[2].data.clone()  # module.to() and friends set .data
 
 
+def reorder_the_state(params, pairs, optimizer):
+    # The same dicts under the same parameters, in another order: the plan's record of the state no
+    # longer matches entry by entry, so each parameter's state is looked up again.
+    entries = list(optimizer.state.items())
+    optimizer.state.clear()
+    optimizer.state.update(reversed(entries))
+
+
+def copy_a_state_dict(params, pairs, optimizer):
+    optimizer.state[params[1]] = dict(optimizer.state[params[1]])  # the same tensors in a new dict
+
+
+def forget_a_state(params, pairs, optimizer):
+    del optimizer.state[params[0]]  # its moments start again from zero
+
+
 CHANGES = [new_gradients, lower_lr, drop_one_gradient, restore_the_gradient, change_A_in_place,
-           replace_a_moment, replace_the_state, gradient_in_place, move_a_parameter_in_place]
+           replace_a_moment, replace_the_state, gradient_in_place, move_a_parameter_in_place,
+           reorder_the_state, copy_a_state_dict, forget_a_state, new_gradients]
 
 
 def test_every_change_between_steps_is_seen_as_a_new_plan_would_see_it():
