@@ -147,7 +147,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
                        ", not a tensor");
       const at::Tensor param = THPVariable_Unpack(object);  // a DTensor's wrapper: who the parameter is
       if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) {  // a pair's A: never stepped
-        plan.visits.push_back({param, {}, Visit::kFrozenA, 0, 0, {}, {}, {}, {}});
+        plan.visits.push_back({param, {}, Visit::kFrozenA, 0, 0, {}, {}});
         continue;
       }
       if (pair_of_B_.count(param.unsafeGetTensorImpl()) == 0 && others_.count(param.unsafeGetTensorImpl()) == 0) {
@@ -156,7 +156,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       }
       const at::Tensor grad = local.GradientOf(object);
       if (!grad.defined()) {  // also a B without gradient in this step, where PEFT raises
-        plan.visits.push_back({param, {}, Visit::kNoGradient, 0, 0, {}, {}, {}, {}});
+        plan.visits.push_back({param, {}, Visit::kNoGradient, 0, 0, {}, {}});
         continue;
       }
       TORCH_CHECK_TYPE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
@@ -192,15 +192,8 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       const at::Tensor step = THPVariable_Unpack(step_object.ptr());
       CheckStepCount(step);
       const at::Tensor exp_avg = local.Of(exp_avg_object.ptr()), exp_avg_sq = local.Of(exp_avg_sq_object.ptr());
-      Visit visit{param,
-                  local_param,
-                  Visit::kOther,
-                  0,
-                  0,
-                  step,
-                  THPVariable_Unpack(exp_avg_object.ptr()),
-                  THPVariable_Unpack(exp_avg_sq_object.ptr()),
-                  std::move(state_dict)};
+      Visit visit{param, local_param, Visit::kOther, 0, 0, std::move(state_dict),
+                  {step_object, exp_avg_object, exp_avg_sq_object}};
 
       const auto pair = pair_of_B_.find(param.unsafeGetTensorImpl());
       if (pair == pair_of_B_.end()) {
@@ -277,6 +270,8 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
     if (params == nullptr || !PyList_Check(params) || PyList_GET_SIZE(params) != static_cast<Py_ssize_t>(plan.visits.size()))
       return false;
     options.push_back(OptionsOfGroup(py::reinterpret_borrow<py::dict>(group)));
+    grads[g].reserve(plan.visits.size());
+    matrices[g].reserve(plan.visits.size());
     for (size_t i = 0; i < plan.visits.size(); ++i) {
       const Visit& visit = plan.visits[i];
       PyObject* object = PyList_GET_ITEM(params, static_cast<Py_ssize_t>(i));
@@ -299,12 +294,8 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
       }
       PyObject* const state = visit.state.ptr();
       if (!PyDict_Check(state)) return false;
-      const c10::TensorImpl* const planned[3] = {visit.step.unsafeGetTensorImpl(), visit.exp_avg.unsafeGetTensorImpl(),
-                                                 visit.exp_avg_sq.unsafeGetTensorImpl()};
       for (int k = 0; k < 3; ++k) {
-        PyObject* value = PyDict_GetItemWithError(state, state_keys[k]);
-        if (value == nullptr || !THPVariable_Check(value) || THPVariable_Unpack(value).unsafeGetTensorImpl() != planned[k])
-          return false;
+        if (PyDict_GetItemWithError(state, state_keys[k]) != visit.state_values[k].ptr()) return false;
       }
       if (visit.kind == Visit::kPair) {
         Pair& entry = pairs_[visit.pair];

@@ -9,6 +9,7 @@
 //   for param, s in new_states: state[param] = s
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -77,8 +78,10 @@ class __attribute__((visibility("hidden"))) StepPlanner {
     Kind kind;
     size_t slot;  // its index in lists.B/grad_B (kPair) or lists.params/grads (kOther)
     size_t pair;  // kPair: its index in pairs_
-    at::Tensor step, exp_avg, exp_avg_sq;  // its state's tensors, as the state dict holds them
-    pybind11::object state;                 // that dict, state[param]
+    pybind11::object state;  // its state dict, state[param]
+    // What that dict holds under "step", "exp_avg" and "exp_avg_sq", held: while the dict holds the very
+    // same objects, the state is as planned, told by comparing addresses without touching the objects.
+    std::array<pybind11::object, 3> state_values;
   };
   struct GroupPlan {
     LoraFAOptions options;
