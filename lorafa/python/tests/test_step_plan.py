@@ -10,6 +10,8 @@
   something; the hooks and the profiler's event must be there as with torch's optimizers.
 """
 
+import copy
+
 import torch
 import torch.optim.optimizer as torch_optimizer
 import torch.profiler
@@ -66,6 +68,10 @@ def replace_the_state(params, pairs, optimizer):
     optimizer.load_state_dict(optimizer.state_dict())
 
 
+def load_a_copy_of_the_state(params, pairs, optimizer):
+    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # new dicts of new tensors, same sizes
+
+
 def gradient_in_place(params, pairs, optimizer):
     params[2].grad.mul_(-3.0)
 
@@ -91,7 +97,7 @@ def forget_a_state(params, pairs, optimizer):
 
 
 CHANGES = [new_gradients, lower_lr, drop_one_gradient, restore_the_gradient, change_A_in_place,
-           replace_a_moment, replace_the_state, gradient_in_place, move_a_parameter_in_place,
+           replace_a_moment, replace_the_state, load_a_copy_of_the_state, gradient_in_place, move_a_parameter_in_place,
            reorder_the_state, copy_a_state_dict, forget_a_state, new_gradients]
 
 
@@ -106,6 +112,9 @@ def test_every_change_between_steps_is_seen_as_a_new_plan_would_see_it():
     twin = step_planned_anew(twin, twin_params, twin_pairs)
     assert_same(optimizer, params, twin, twin_params, "a second step")
     for change in CHANGES:
+        # A step with nothing changed first, so that the change meets a plan that has seen the state.
+        optimizer.step()
+        twin = step_planned_anew(twin, twin_params, twin_pairs)
         change(params, pairs, optimizer)
         change(twin_params, twin_pairs, twin)
         optimizer.step()
