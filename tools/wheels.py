@@ -52,12 +52,15 @@ def check(wheel, interpreter, work, version):
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["HF_HUB_OFFLINE"] = "1"
-    for step in steps:
-        # From the work folder: no source tree named lorafa/ may shadow the installed package.
-        done = subprocess.run(step, cwd=work, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-            return False, f"`{' '.join(os.path.basename(s) for s in step[:3])}` failed: " + " | ".join(tail)
+    try:
+        for step in steps:
+            # From the work folder: no source tree named lorafa/ may shadow the installed package.
+            done = subprocess.run(step, cwd=work, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+                return False, f"`{' '.join(os.path.basename(s) for s in step[:3])}` failed: " + " | ".join(tail)
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)  # about 5 GB each, torch and its CUDA wheels
     smoke = json.loads(done.stdout.strip().splitlines()[-1])
     losses = smoke["losses"]
     return True, f"loss {losses[0]:.3f} → {losses[-1]:.3f} in {len(losses)} steps, torch {smoke['torch']}"
