@@ -34,11 +34,14 @@ constexpr int kTileVectors = 4;
 constexpr int kNarrowTileRows = 12;
 constexpr int kNarrowTileVectors = 2;
 #elif defined(CPU_CAPABILITY_AVX2)
-// 16 ymm registers: 6 × 2 = 12 accumulators, 2 for P's row, 1 for the broadcast g.
-constexpr int kTileRows = 6;
-constexpr int kTileVectors = 2;
-constexpr int kNarrowTileRows = kTileRows;
-constexpr int kNarrowTileVectors = kTileVectors;
+// 16 ymm registers: 3 × 4 = 12 accumulators, 3 for P's row (the fourth vector is read by the FMAs
+// themselves), 1 for the broadcast g. Each broadcast feeds 4 FMAs: at r = 64 this ran at MKL's AVX2
+// sgemm rate where 6 × 2 (each broadcast feeding 2) ran 28% below it. When r is one or two whole
+// vectors, 6 × 2: as many accumulators, where a 3-row tile would have only 3 or 6.
+constexpr int kTileRows = 3;
+constexpr int kTileVectors = 4;
+constexpr int kNarrowTileRows = 6;
+constexpr int kNarrowTileVectors = 2;
 #else
 // DEFAULT: a Vectorized is an array of two SSE registers (16 of them): 4 × 1 accumulators, P's row,
 // the broadcast.
