@@ -495,6 +495,10 @@ TEST(MakeProcessGroup, RejectsBadRankAndMissingNccl) {
 }  // namespace lorafa::distributed
 
 int main(int argc, char** argv) {
+  // One thread in every process of this test, ranks and the one-process reference alike: MKL's GEMM
+  // and LAPACK (the pseudo-inverse) may split their sums by thread count, which MKL_DYNAMIC lets vary
+  // with the machine's load; sequential, both sides run the same operations in the same order.
+  at::set_num_threads(1);
   if (std::getenv("LORAFA_TEST_RANK_PROCESS") != nullptr) return lorafa::distributed::RunRank();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
