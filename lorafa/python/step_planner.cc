@@ -127,9 +127,10 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   const LocalView local;
   GatherShardedA(local);
   if (StateIsAsSeen(state) && RefreshPlan(groups, nullptr, local)) return py::list();
-  const StateOf state_of = StateByParameter(state);
+  std::vector<std::pair<PyObject*, PyObject*>> entries;
+  const StateOf state_of = StateByParameter(state, &entries);
   if (RefreshPlan(groups, &state_of, local)) {
-    SeeState(state);
+    state_seen_ = std::move(entries);
     return py::list();
   }
   state_seen_.clear();
@@ -226,22 +227,18 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   return new_states;
 }
 
-StepPlanner::StateOf StepPlanner::StateByParameter(const py::dict& state) {
+StepPlanner::StateOf StepPlanner::StateByParameter(const py::dict& state,
+                                                   std::vector<std::pair<PyObject*, PyObject*>>* entries) {
   // torch keys state by parameter, and a dict lookup by tensor calls Tensor.__hash__ in Python (about a
   // microsecond each); one walk over the dict, which hashes nothing, finds every parameter's state.
   StateOf state_of;
   state_of.reserve(static_cast<size_t>(PyDict_Size(state.ptr())));
   PyObject *key = nullptr, *value = nullptr;
   for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) {
+    entries->emplace_back(key, value);
     if (THPVariable_Check(key)) state_of[THPVariable_Unpack(key).unsafeGetTensorImpl()] = value;
   }
   return state_of;
-}
-
-void StepPlanner::SeeState(const py::dict& state) {
-  state_seen_.clear();
-  PyObject *key = nullptr, *value = nullptr;
-  for (Py_ssize_t position = 0; PyDict_Next(state.ptr(), &position, &key, &value);) state_seen_.emplace_back(key, value);
 }
 
 bool StepPlanner::StateIsAsSeen(const py::dict& state) const {

@@ -15,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -90,11 +91,11 @@ class __attribute__((visibility("hidden"))) StepPlanner {
     std::vector<Visit> visits;
   };
   using StateOf = std::unordered_map<const c10::TensorImpl*, PyObject*>;
-  // Each parameter's state dict in torch's `state` (keyed by the parameter).
-  static StateOf StateByParameter(const pybind11::dict& state);
-  // `state`'s entries by identity, as the last refreshed plan found them: while they are the same, in
-  // the same order, each visit's state dict is the one it holds, and no parameter needs looking up.
-  void SeeState(const pybind11::dict& state);
+  // Each parameter's state dict in torch's `state` (keyed by the parameter), and `state`'s entries in
+  // order, as they are.
+  static StateOf StateByParameter(const pybind11::dict& state, std::vector<std::pair<PyObject*, PyObject*>>* entries);
+  // Whether `state`'s entries are by identity, in order, those the last refreshed plan found
+  // (state_seen_): then each visit's state dict is the one it holds, and no parameter needs looking up.
   bool StateIsAsSeen(const pybind11::dict& state) const;
 
   // The previous step's plan, brought up to date where only what changes from step to step has changed:

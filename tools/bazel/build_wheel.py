@@ -63,7 +63,7 @@ def record_line(root, relative):
     return f"{relative},sha256={digest},{len(data)}"
 
 
-def write_plain_wheel(args, root, path):
+def write_plain_wheel(args, root, path, env):
     python = f"{args.python_tag[2]}.{args.python_tag[3:]}"
     package = os.path.join(root, "lorafa")
     os.makedirs(package)
@@ -74,7 +74,7 @@ def write_plain_wheel(args, root, path):
     extension = os.path.join(package, "_C" + args.extension_suffix)
     shutil.copyfile(args.extension, extension)
     os.chmod(extension, 0o755)
-    check_extension(extension, tool_environment())
+    check_extension(extension, env)
 
     dist_info = f"lorafa-{args.version}.dist-info"
     os.makedirs(os.path.join(root, dist_info))
@@ -136,8 +136,8 @@ def main():
     work = tempfile.mkdtemp()
     try:
         plain = os.path.join(work, f"lorafa-{args.version}-{args.python_tag}-{args.python_tag}-linux_x86_64.whl")
-        write_plain_wheel(args, os.path.join(work, "root"), plain)
         env = tool_environment()
+        write_plain_wheel(args, os.path.join(work, "root"), plain, env)
         excluded = torch_libraries()
         exclude_flags = [flag for name in excluded for flag in ("--exclude", name)]
         os.makedirs(args.out_dir, exist_ok=True)

@@ -39,3 +39,9 @@ python_wheel = rule(
         "_python_executable": attr.label(default = "@torch//:python_executable", allow_single_file = True),
     },
 )
+
+def wheels_with_interpreters(tags):
+    """Runfiles for checking the wheels of `tags` (cp3X) as tools/wheels.py does: each wheel, its
+    interpreter, and the configured Python that runs the check."""
+    return ["@torch//:python_executable"] + ["//lorafa/python:wheel_" + tag for tag in tags] + \
+           ["@pythons//:%s/python_executable" % tag for tag in tags]
