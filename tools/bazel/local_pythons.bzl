@@ -6,9 +6,8 @@ cp3X wheel of one torch release, so only the Python changes. The configured Pyth
 /usr/bin/python3.X. Each found Python X.Y becomes:
   @pythons//:cpXY                    its headers (cc_library), for the extension module;
   @pythons//:cpXY/python_executable  one line: the interpreter, for making fresh venvs of it;
-and pythons.bzl lists them (PYTHONS), names the default (DEFAULT_PYTHON) and the one other Python that
-`bazel test //...` builds and installs a wheel for (OTHER_PYTHON, "" when there is none), and lists
-those two (TESTED_PYTHONS).
+and pythons.bzl lists them (PYTHONS), names the default (DEFAULT_PYTHON) and lists the Pythons whose
+wheels `bazel test //...` builds and installs (TESTED_PYTHONS: the default and one other, if any).
 """
 
 # The CPython versions torch 2.11 ships wheels for that lorafa builds (3.14 is not on these machines).
@@ -93,7 +92,6 @@ exports_files(["{tag}/python_executable"])
             for tag, found in pythons.items()
         }),
         'DEFAULT_PYTHON = "%s"' % default["tag"],
-        'OTHER_PYTHON = "%s"' % (other[0] if other else ""),
         "# The wheels `bazel test //...` builds and checks: the default's and the other's.",
         "TESTED_PYTHONS = %s" % json.encode([default["tag"]] + other[:1]),
         "",
