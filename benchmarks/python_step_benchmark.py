@@ -12,6 +12,7 @@ end costs. The report (tools/report.py) turns the JSON into a table.
 """
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -51,11 +52,16 @@ def lorafa_optimizer(layers):
 
 
 class _CppStepOnly:
-    """The C++ step that `optimizer.step()` runs, on the same layers: its planner runs the plan of the
-    optimizer's last step again. Python's step() over it is what the Python front end costs."""
+    """The C++ step that `optimizer.step()` runs, on the same layers and state: a planner of its own
+    (the optimizer's lets the gradients go after each step) plans the lists once and runs them again
+    and again. Python's step() over it is what the Python front end costs."""
 
     def __init__(self, optimizer):
-        self.step = optimizer._planner.run
+        pairs = optimizer.lora_pairs  # every trained tensor here is a pair's B
+        planner = lorafa._C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
+                                        [p.scaling for p in pairs], [])
+        planner.prepare(optimizer.param_groups, optimizer.state)
+        self.step = functools.partial(planner.run, None, True)  # C-level: adds no Python frame
 
 
 def peft_optimizer(layers):

@@ -74,7 +74,9 @@ def verdict(holds):
 def optimizer_tables(runs, lines, derived, best_runs=None):
     shapes = sorted({args for (_, args) in runs})
     lines.append("## Optimizer step\n")
-    lines.append("Median time per `step()` in µs (r, width × width layers, layer count); ratios measured in the same run.\n")
+    lines.append("Median time per `step()` in µs (r, width × width layers, layer count); ratios measured in the same run, "
+                 "whose repetitions of every case ran in random interleaved order (a slow spell of the machine falls "
+                 "on both sides of a ratio alike).\n")
     lines.append("The anchor is what the fused step must beat: the projection's `mm` plus torch's fused AdamW on B, "
                  "run back to back. The roofline: moving the step's bytes (read g, m, v, B; write m, v, B) at the copy "
                  "bandwidth measured for that size takes one time, the projection's flops at the measured GEMM rate "
@@ -237,9 +239,10 @@ def python_tables(document, lines, derived):
         rows[(row["r"], row["width"], row["layers"])][row["name"]] = row["median_us"]
     lines.append("## From Python\n")
     threads = document.get("context", {}).get("threads", "?")
-    lines.append(f"Median `step()` time in µs from Python (torch.utils.benchmark, {threads} threads), the same layers "
-                 "for each; lorafa is the installed wheel. 'its C++ step alone' is the same step with its lists "
-                 "planned once: 'Python / C++' is what the Python front end costs.\n")
+    lines.append(f"Median `step()` time in µs from Python ({threads} threads; each call timed by itself, the methods "
+                 "in turns), the same layers for each; lorafa is the installed wheel. 'its C++ step alone' is the "
+                 "same step with its lists planned once, timed call by call in turn with lorafa's Python `step()`: "
+                 "'Python / C++' is what the Python front end costs.\n")
     lines.append("| r | width | layers | " + " | ".join(label for _, label in PYTHON_METHODS) +
                  " | Python / C++ | lorafa / fused AdamW A+B | PEFT / lorafa |")
     lines.append("|---|---|---|" + "---|" * (len(PYTHON_METHODS) + 3))

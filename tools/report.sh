@@ -46,11 +46,16 @@ python_rows=1
 [ "${preset}" = llm ] && python_rows=0
 step=0 steps=$((${#benchmarks[@]} + python_rows + 1))
 json_flags=()
+# The smoke preset checks that every case runs and the report is written: one iteration each.
+timing_flags=()
+[ "${preset}" = smoke ] && timing_flags=(--benchmark_min_time=0)
 for benchmark in "${benchmarks[@]}"; do
   step=$((step + 1))
   echo "report: [${step}/${steps}] ${benchmark} (${preset}, ${device}) — one line per case as it finishes"
-  "${bin}/${benchmark}" --preset="${preset}" --device="${device}" \
-    --benchmark_out="${out}/${benchmark}.json" --benchmark_out_format=json
+  # Every case's repetitions in random interleaved order, not back to back: a slow spell of the machine
+  # then falls on the cases of a ratio alike, instead of on one of them.
+  "${bin}/${benchmark}" --preset="${preset}" --device="${device}" --benchmark_enable_random_interleaving=true \
+    "${timing_flags[@]}" --benchmark_out="${out}/${benchmark}.json" --benchmark_out_format=json
   json_flags+=("--${benchmark%_step_benchmark}_json=${out}/${benchmark}.json")
 done
 if [ "${python_rows}" = 1 ]; then

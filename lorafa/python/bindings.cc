@@ -74,7 +74,7 @@ PYBIND11_MODULE(_C, m) {
            py::arg("names"), py::arg("A"), py::arg("B"), py::arg("scalings"), py::arg("others"))
       .def("prepare", &lorafa::python::StepPlanner::Prepare, py::arg("groups"), py::arg("state"))
       .def("gradients_are_finite", &lorafa::python::StepPlanner::GradientsAreFinite)
-      .def("run", &lorafa::python::StepPlanner::Run);
+      .def("run", &lorafa::python::StepPlanner::Run, py::arg("finite") = py::none(), py::arg("keep_gradients") = false);
   m.def("validate_options", [](const py::dict& group) { lorafa::python::OptionsOfGroup(group); }, py::arg("group"));
   m.def("pair_by_group_names", &lorafa::PairByGroupNames, py::arg("names"), py::arg("params"),
         py::arg("scaling_factors"));

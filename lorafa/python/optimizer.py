@@ -185,20 +185,19 @@ class LoraFAOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         # Everything that can fail (a sparse gradient, a pseudo-inverse, a bad option) happens for every
-        # group in prepare, before any parameter or state changes; run counts each state's step up. Both
-        # run without autograd recording.
+        # group in prepare, before any parameter or state changes; run checks the guard, steps and counts
+        # each state's step up. Both run without autograd recording.
         try:
             new_states = self._planner.prepare(self.param_groups, self.state)
         except _C.UnknownParameter:
             self._follow_replaced_parameters()
             new_states = self._planner.prepare(self.param_groups, self.state)
-        finite = self._planner.gradients_are_finite()
+        finite = None  # the planner's own guard, unless the verdict must be every rank's
         if self._meshes and any(group["skip_nonfinite"] for group in self.param_groups):
-            finite = all_ranks_agree(finite, self._meshes)
-        if not finite:
+            finite = all_ranks_agree(self._planner.gradients_are_finite(), self._meshes)
+        if not self._planner.run(finite):  # the plan lets the gradients go either way
             self.skipped_steps += 1
             return loss
-        self._planner.run()
         for param, state in new_states:
             self.state[param] = state
         return loss

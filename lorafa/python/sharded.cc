@@ -50,7 +50,9 @@ at::Tensor LocalView::Of(PyObject* tensor) const {
 }
 
 at::Tensor LocalView::GradientOf(PyObject* param) const {
-  if (!IsDTensor(param)) return THPVariable_Unpack(param).grad();
+  // TensorImpl's own grad(): Tensor::grad() asks autograd first whether the tensor is a leaf, a virtual
+  // call for a warning that a parameter never needs.
+  if (!IsDTensor(param)) return THPVariable_Unpack(param).unsafeGetTensorImpl()->grad();
   const pybind11::object grad = TensorAttribute(param, "grad");
   return grad.is_none() ? at::Tensor() : Of(grad.ptr());
 }

@@ -1,5 +1,6 @@
 #include "lorafa/python/step_planner.h"
 
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -75,17 +76,43 @@ py::object StateTensor(const py::dict& state, const py::str& key) {
   return value;
 }
 
+// A param group's keys as interned str objects, made once: a lookup by a C string would make and hash a
+// new str each time, nine times a group at every step.
+struct GroupKeys {
+  PyObject* const lr = PyUnicode_InternFromString("lr");
+  PyObject* const betas = PyUnicode_InternFromString("betas");
+  PyObject* const eps = PyUnicode_InternFromString("eps");
+  PyObject* const weight_decay = PyUnicode_InternFromString("weight_decay");
+  PyObject* const correct_bias = PyUnicode_InternFromString("correct_bias");
+  PyObject* const pinv_delta = PyUnicode_InternFromString("pinv_delta");
+  PyObject* const skip_nonfinite = PyUnicode_InternFromString("skip_nonfinite");
+  PyObject* const projection = PyUnicode_InternFromString("projection");
+};
+
+// group[key]; a missing key raises KeyError naming it, as group[key] does.
+py::handle GroupValue(const py::dict& group, PyObject* key) {
+  PyObject* value = PyDict_GetItemWithError(group.ptr(), key);
+  if (value == nullptr) {
+    if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, key);
+    throw py::error_already_set();
+  }
+  return value;
+}
+
 }  // namespace
 
 LoraFAOptions OptionsOfGroup(const py::dict& group) {
-  LoraFAOptions options(group["lr"].cast<double>());
-  options.betas(group["betas"].cast<std::tuple<double, double>>())
-      .eps(group["eps"].cast<double>())
-      .weight_decay(group["weight_decay"].cast<double>())
-      .correct_bias(group["correct_bias"].cast<bool>())
-      .pinv_delta(group["pinv_delta"].cast<double>())
-      .skip_nonfinite(group.contains("skip_nonfinite") && group["skip_nonfinite"].cast<bool>())
-      .projection(ParseProjection(group["projection"].cast<std::string>()));
+  static const GroupKeys* const keys = new GroupKeys();  // kept for the life of the process
+  PyObject* const skip_nonfinite = PyDict_GetItemWithError(group.ptr(), keys->skip_nonfinite);
+  if (skip_nonfinite == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  LoraFAOptions options(GroupValue(group, keys->lr).cast<double>());
+  options.betas(GroupValue(group, keys->betas).cast<std::tuple<double, double>>())
+      .eps(GroupValue(group, keys->eps).cast<double>())
+      .weight_decay(GroupValue(group, keys->weight_decay).cast<double>())
+      .correct_bias(GroupValue(group, keys->correct_bias).cast<bool>())
+      .pinv_delta(GroupValue(group, keys->pinv_delta).cast<double>())
+      .skip_nonfinite(skip_nonfinite != nullptr && py::handle(skip_nonfinite).cast<bool>())
+      .projection(ParseProjection(GroupValue(group, keys->projection).cast<std::string>()));
   ValidateOptions(options);
   return options;
 }
@@ -256,9 +283,12 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
   static PyObject* const params_key = PyUnicode_InternFromString("params");
   static PyObject* const state_keys[3] = {PyUnicode_InternFromString("step"), PyUnicode_InternFromString("exp_avg"),
                                          PyUnicode_InternFromString("exp_avg_sq")};
-  // Everything is checked, and every new value computed, before the plan changes.
+  // Everything is checked, and every new value computed, before the plan changes. This runs after a
+  // step has streamed the layers through the caches, so each parameter's objects are mostly cold: it
+  // reads what it must and touches no reference count it need not (a count is a write to a cold line).
   std::vector<LoraFAOptions> options;
-  std::vector<std::vector<at::Tensor>> grads(plans_.size()), matrices(plans_.size());
+  std::vector<std::vector<at::Tensor>> grads(plans_.size());
+  std::vector<std::vector<std::pair<size_t, const at::Tensor*>>> matrices(plans_.size());  // (slot, new P), rare
   for (size_t g = 0; g < plans_.size(); ++g) {
     const GroupPlan& plan = plans_[g];
     PyObject* group = PyList_GET_ITEM(groups.ptr(), static_cast<Py_ssize_t>(g));
@@ -268,7 +298,6 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
       return false;
     options.push_back(OptionsOfGroup(py::reinterpret_borrow<py::dict>(group)));
     grads[g].reserve(plan.visits.size());
-    matrices[g].reserve(plan.visits.size());
     for (size_t i = 0; i < plan.visits.size(); ++i) {
       const Visit& visit = plan.visits[i];
       PyObject* object = PyList_GET_ITEM(params, static_cast<Py_ssize_t>(i));
@@ -280,7 +309,8 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
       if (grad.defined() != (visit.kind != Visit::kNoGradient)) return false;
       if (!grad.defined()) continue;
       if (grad.is_sparse()) return false;  // planning anew raises
-      if (local.Of(object).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl()) return false;
+      if (local.IsDTensor(object) && local.Of(object).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl())
+        return false;
       // A parameter moved in place (module.to() sets .data) has its moments moved by planning anew.
       const at::Tensor& exp_avg =
           visit.kind == Visit::kPair ? plan.lists.exp_avg_B[visit.slot] : plan.lists.exp_avg[visit.slot];
@@ -296,8 +326,9 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
       }
       if (visit.kind == Visit::kPair) {
         Pair& entry = pairs_[visit.pair];
-        matrices[g].push_back(entry.projection.Matrix(entry.pair, grad.scalar_type(), options[g].projection(),
-                                                      options[g].pinv_delta()));
+        const at::Tensor& matrix = entry.projection.Matrix(entry.pair, grad.scalar_type(), options[g].projection(),
+                                                           options[g].pinv_delta());
+        if (!matrix.is_same(plan.lists.projection[visit.slot])) matrices[g].emplace_back(visit.slot, &matrix);
       }
       grads[g].push_back(std::move(grad));
     }
@@ -305,15 +336,15 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
   for (size_t g = 0; g < plans_.size(); ++g) {
     GroupPlan& plan = plans_[g];
     plan.options = options[g];
-    size_t next_grad = 0, next_matrix = 0;
+    size_t next_grad = 0;
     for (const Visit& visit : plan.visits) {
       if (visit.kind == Visit::kPair) {
         plan.lists.grad_B[visit.slot] = std::move(grads[g][next_grad++]);
-        plan.lists.projection[visit.slot] = std::move(matrices[g][next_matrix++]);
       } else if (visit.kind == Visit::kOther) {
         plan.lists.grads[visit.slot] = std::move(grads[g][next_grad++]);
       }
     }
+    for (const auto& [slot, matrix] : matrices[g]) plan.lists.projection[slot] = *matrix;
   }
   return true;
 }
@@ -328,17 +359,30 @@ bool StepPlanner::GradientsAreFinite() const {
   return guarded.empty() || lorafa::GradientsAreFinite(guarded);
 }
 
-void StepPlanner::Run() {
-  py::gil_scoped_release release;  // the step can take a while; other Python threads may run
-  c10::NoGradGuard no_grad;         // in-place updates of leaves that require grad
-  for (GroupPlan& plan : plans_) {
-    plan.lists.step_B = NextSteps(plan.step_B_counts);
-    plan.lists.step = NextSteps(plan.step_counts);
-    LoraFAStep(plan.lists, plan.options);
-    for (const auto* counts : {&plan.step_B_counts, &plan.step_counts}) {
-      for (const at::Tensor& count : *counts) CountUp(count);
+bool StepPlanner::Run(std::optional<bool> finite, bool keep_gradients) {
+  if (!finite.has_value()) finite = GradientsAreFinite();
+  if (*finite) {
+    py::gil_scoped_release release;  // the step can take a while; other Python threads may run
+    c10::NoGradGuard no_grad;         // in-place updates of leaves that require grad
+    for (GroupPlan& plan : plans_) {
+      plan.lists.step_B = NextSteps(plan.step_B_counts);
+      plan.lists.step = NextSteps(plan.step_counts);
+      LoraFAStep(plan.lists, plan.options);
+      for (const auto* counts : {&plan.step_B_counts, &plan.step_counts}) {
+        for (const at::Tensor& count : *counts) CountUp(count);
+      }
     }
   }
+  if (!keep_gradients) {
+    // zero_grad() must free the gradients, as it does with torch's optimizers; the next Prepare finds
+    // them anew.
+    for (GroupPlan& plan : plans_) {
+      for (auto* grads : {&plan.lists.grad_B, &plan.lists.grads}) {
+        for (at::Tensor& grad : *grads) grad.reset();
+      }
+    }
+  }
+  return *finite;
 }
 
 }  // namespace lorafa::python

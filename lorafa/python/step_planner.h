@@ -5,12 +5,13 @@
 //
 //   planner = _C.StepPlanner(names, A, B, scalings, others)   # the optimizer's LoRA pairs, checked
 //   new_states = planner.prepare(param_groups, state)    # validates and plans; changes nothing
-//   if planner.gradients_are_finite(): planner.run()     # the guard, then every group's step
+//   stepped = planner.run()                               # the guard, then every group's step
 //   for param, s in new_states: state[param] = s
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -58,9 +59,12 @@ class __attribute__((visibility("hidden"))) StepPlanner {
   // The skip_nonfinite guard over the gradients of the groups that ask for it (true when none does).
   bool GradientsAreFinite() const;
 
-  // Steps every planned group and counts its step tensors up. The plan stays: running it again steps
-  // the same tensors again (what the benchmark of the C++ step alone times).
-  void Run();
+  // Steps every planned group and counts its step tensors up, unless the guard finds a NaN or Inf
+  // (`finite`: the verdict of every rank, when the caller has it; else GradientsAreFinite()). Returns
+  // whether it stepped. The plan then lets the gradients go, so that zero_grad() frees them, unless
+  // `keep_gradients`: then running it again steps the same tensors again (what the benchmark of the C++
+  // step alone times).
+  bool Run(std::optional<bool> finite = std::nullopt, bool keep_gradients = false);
 
  private:
   struct Pair {

@@ -6,12 +6,16 @@
   anew (a new LoraFAOptimizer loaded with the state). Where the state dict is entry for entry the one
   the last step saw, the refresh does not even look the parameters up in it. Both run the same C++ step on the same lists, so
   equality holds by construction.
+- The plan holds no gradient between steps, as torch's optimizers hold none: zero_grad() frees them.
 - torch's step wrapper (hooks, then a record_function for the profiler) runs only where it does
   something; the hooks and the profiler's event must be there as with torch's optimizers.
 """
 
 import copy
+import gc
+import weakref
 
+import pytest
 import torch
 import torch.optim.optimizer as torch_optimizer
 import torch.profiler
@@ -120,6 +124,25 @@ def test_every_change_between_steps_is_seen_as_a_new_plan_would_see_it():
         optimizer.step()
         twin = step_planned_anew(twin, twin_params, twin_pairs)
         assert_same(optimizer, params, twin, twin_params, change.__name__)
+
+
+@pytest.mark.parametrize("finite", [True, False], ids=["stepped", "skipped"])
+def test_zero_grad_frees_the_gradients_of_the_last_step(finite):
+    """A gradient held by the plan would live until the next step, beside the next backward's. A tensor
+    whose last owner is C++ keeps its Python object alive (torch preserves it), so a weak reference
+    tells whether anything still holds it."""
+    for make_optimizer in (lambda params, pairs: lorafa.LoraFAOptimizer(params, lora_pairs=pairs, skip_nonfinite=True),
+                           lambda params, pairs: torch.optim.AdamW(params)):  # the test's own check
+        params, pairs = make_problem()
+        optimizer = make_optimizer(params, pairs)
+        for _ in range(2):  # the second step is the planned one
+            for p in params:
+                p.grad = torch.ones_like(p) if finite else torch.full_like(p, float("nan"))
+            gradients = [weakref.ref(p.grad) for p in params]
+            optimizer.step()
+            optimizer.zero_grad()
+            gc.collect()
+            assert [ref() is None for ref in gradients] == [True] * len(params), type(optimizer).__name__
 
 
 def test_a_sparse_gradient_after_a_planned_step_still_raises():
