@@ -6,6 +6,7 @@
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <torch/optim/serialize.h>
+#include <torch/serialize/archive.h>
 
 #include "lorafa/byte_checksum.h"
 #include "lorafa/step.h"

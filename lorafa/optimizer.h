@@ -29,7 +29,6 @@
 #include <vector>
 
 #include <torch/optim/optimizer.h>
-#include <torch/serialize/archive.h>
 
 #include "lorafa/lora_pair.h"
 #include "lorafa/options.h"

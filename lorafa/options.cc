@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <c10/util/Exception.h>
+#include <torch/serialize/archive.h>
 
 namespace lorafa {
 

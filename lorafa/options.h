@@ -7,8 +7,8 @@
 #include <tuple>
 
 #include <torch/arg.h>
-#include <torch/optim/optimizer.h>
-#include <torch/serialize/archive.h>
+#include <torch/optim/optimizer.h>  // declares the archives only: torch/serialize/archive.h (11 s of
+                                    // every compile that sees it) is included where they are used
 
 namespace lorafa {
 

@@ -1,6 +1,7 @@
 #include "lorafa/param_state.h"
 
 #include <ATen/ops/equal.h>
+#include <torch/serialize/archive.h>
 
 namespace lorafa {
 

@@ -6,7 +6,6 @@
 
 #include <torch/arg.h>
 #include <torch/optim/optimizer.h>
-#include <torch/serialize/archive.h>
 
 namespace lorafa {
 

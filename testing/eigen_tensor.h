@@ -5,14 +5,14 @@
 #pragma once
 
 #include <Eigen/Dense>
-#include <torch/types.h>
+#include <ATen/core/Tensor.h>  // not torch/types.h: 2 s of parsing, not 10
 
 namespace lorafa::testing {
 
 // A 2-D tensor of any floating dtype and device as float64 (every float32/bf16 value is exact in it).
-Eigen::MatrixXd ToEigen(const torch::Tensor& tensor);
+Eigen::MatrixXd ToEigen(const at::Tensor& tensor);
 
 // A CPU tensor of `dtype` holding `matrix` (rounded to dtype).
-torch::Tensor ToTensor(const Eigen::MatrixXd& matrix, torch::ScalarType dtype = torch::kFloat64);
+at::Tensor ToTensor(const Eigen::MatrixXd& matrix, at::ScalarType dtype = at::kDouble);
 
 }  // namespace lorafa::testing
