@@ -80,7 +80,7 @@ at::Tensor ProjectGradient(const at::Tensor& grad_B, const at::Tensor& matrix, P
 
 bool CachedProjection::IsCurrent(const LoraPair& pair, at::ScalarType grad_dtype, Projection mode,
                                  double delta) const {
-  return cached_.defined() && source_.data == pair.A.data_ptr() && source_.version == pair.A._version() &&
+  return cached_.defined() && source_.data == pair.A.const_data_ptr() && source_.version == pair.A._version() &&
          pair.A.sizes() == c10::IntArrayRef(source_.sizes) && source_.device == pair.A.device() &&
          source_.grad_dtype == grad_dtype && source_.delta == delta && source_.scaling == pair.scaling &&
          source_.mode == mode;
@@ -94,8 +94,8 @@ const at::Tensor& CachedProjection::Matrix(const LoraPair& pair, at::ScalarType 
     TORCH_CHECK_VALUE(at::isfinite(pair.A).all().item<bool>(), "LoRA pair '", pair.name,
                       "': A holds NaN or Inf, so its pseudo-inverse (A Aᵀ + δI)⁺ cannot be computed");
     cached_ = mode == Projection::kExact ? ExactScaledPinv(pair, grad_dtype, delta) : PeftPinv(pair, delta);
-    source_ = {pair.A.data_ptr(), pair.A._version(), pair.A.sizes().vec(), pair.A.device(), grad_dtype,
-               delta, pair.scaling, mode};
+    source_ = {pair.A.const_data_ptr(), pair.A._version(), {pair.A.sizes().begin(), pair.A.sizes().end()},
+               pair.A.device(), grad_dtype, delta, pair.scaling, mode};
     ++pinv_computations_;
   }
   return cached_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/SmallVector.h>
 
 #include "lorafa/lora_pair.h"
 #include "lorafa/options.h"
@@ -41,7 +42,7 @@ class CachedProjection {
   struct Source {
     const void* data = nullptr;
     int64_t version = -1;
-    std::vector<int64_t> sizes;
+    c10::SmallVector<int64_t, 2> sizes;  // A is r × n: held inline, so a check reads no other allocation
     c10::Device device = c10::kCPU;
     c10::ScalarType grad_dtype = c10::ScalarType::Undefined;
     double delta = 0.0;
