@@ -18,16 +18,25 @@ Eigen::MatrixXd LeftNullSpace(const Eigen::MatrixXd& A) {
   return svd.matrixU().rightCols(A.rows() - rank);
 }
 
-Eigen::ArrayXXd ProjectionErrorBound(const Eigen::MatrixXd& A, const Eigen::MatrixXd& gram_pinv,
-                                     const Eigen::MatrixXd& grad, double scaling, double u) {
-  const Eigen::Index r = grad.cols();
+double PinvConditioning(const Eigen::MatrixXd& A, const Eigen::MatrixXd& gram_pinv) {
+  const Eigen::Index r = A.rows();
   const Eigen::VectorXd lambda = SingularValuesOf(A * A.transpose() + 1e-8 * Eigen::MatrixXd::Identity(r, r));
   const double kappa = lambda(0) / lambda(lambda.size() - 1);
+  return kappa * SingularValuesOf(gram_pinv)(0);
+}
+
+Eigen::ArrayXXd ProjectionErrorBound(double pinv_conditioning, const Eigen::MatrixXd& gram_pinv,
+                                     const Eigen::MatrixXd& grad, double scaling, double u) {
+  const Eigen::Index r = grad.cols();
   const Eigen::VectorXd row_sums = grad.cwiseAbs().rowwise().sum();
-  const Eigen::MatrixXd normwise =
-      (64.0 * r * u * kappa * SingularValuesOf(gram_pinv)(0)) * row_sums * Eigen::RowVectorXd::Ones(r);
+  const Eigen::MatrixXd normwise = (64.0 * r * u * pinv_conditioning) * row_sums * Eigen::RowVectorXd::Ones(r);
   const Eigen::MatrixXd product = (r * u / (1 - r * u)) * grad.cwiseAbs() * gram_pinv.cwiseAbs();
   return (normwise + product).array() / (scaling * scaling);
+}
+
+Eigen::ArrayXXd ProjectionErrorBound(const Eigen::MatrixXd& A, const Eigen::MatrixXd& gram_pinv,
+                                     const Eigen::MatrixXd& grad, double scaling, double u) {
+  return ProjectionErrorBound(PinvConditioning(A, gram_pinv), gram_pinv, grad, scaling, u);
 }
 
 Eigen::ArrayXXd PeftBfloat16ErrorBound(const Eigen::MatrixXd& A, const Eigen::MatrixXd& grad,

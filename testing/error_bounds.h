@@ -23,6 +23,11 @@ Eigen::MatrixXd LeftNullSpace(const Eigen::MatrixXd& A);
 // Stability, §3.1): the fused kernel's k-ordered fused multiply-adds and a BLAS GEMM alike.
 Eigen::ArrayXXd ProjectionErrorBound(const Eigen::MatrixXd& A, const Eigen::MatrixXd& gram_pinv,
                                      const Eigen::MatrixXd& grad, double scaling, double u);
+// κ·‖P‖₂ of the bound above: a function of A alone (two SVDs), so a test stepping a frozen A many times
+// computes it once and passes it to the overload below.
+double PinvConditioning(const Eigen::MatrixXd& A, const Eigen::MatrixXd& gram_pinv);
+Eigen::ArrayXXd ProjectionErrorBound(double pinv_conditioning, const Eigen::MatrixXd& gram_pinv,
+                                     const Eigen::MatrixXd& grad, double scaling, double u);
 
 // Elementwise bound on |lorafa's kPeftBf16 ĝ − reference::PeftBfloat16ProjectedGradient| for float32 A
 // and g. Both round g and P to bfloat16, multiply, round, scale and round. They can differ where
