@@ -57,9 +57,7 @@ class _CppStepOnly:
     and again. Python's step() over it is what the Python front end costs."""
 
     def __init__(self, optimizer):
-        pairs = optimizer.lora_pairs  # every trained tensor here is a pair's B
-        planner = lorafa._C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
-                                        [p.scaling for p in pairs], [])
+        planner = lorafa.optimizer._new_planner(optimizer.lora_pairs, optimizer._others)
         planner.prepare(optimizer.param_groups, optimizer.state)
         self.step = functools.partial(planner.run, None, True)  # C-level: adds no Python frame
 

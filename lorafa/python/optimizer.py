@@ -61,6 +61,12 @@ def _pairs_from_group_names(param_groups):
     return pairs
 
 
+def _new_planner(pairs, others):
+    """A C++ step planner for these pairs and other trained tensors, with nothing planned yet."""
+    return _C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
+                          [p.scaling for p in pairs], others)
+
+
 class LoraFAOptimizer(torch.optim.Optimizer):
     """LoRA-FA over `params` (every trained tensor: each pair's B and any other parameter).
 
@@ -118,13 +124,12 @@ class LoraFAOptimizer(torch.optim.Optimizer):
         # Each step is planned and run in C++ (lorafa/python/step_planner.h), which checks the pairs here
         # and keeps each pair's cached (A Aᵀ + δI)⁺; a new state's step count takes torch's dtype
         # (float64 under a float64 default dtype, else float32).
-        planner = _C.StepPlanner([p.name for p in pairs], [p.A for p in pairs], [p.B for p in pairs],
-                                 [p.scaling for p in pairs], others)
+        planner = _new_planner(pairs, others)
         # Each tensor's role by its place in the groups, to follow parameters replaced in place there.
         role_of = {id(pair.B): ("B", k) for k, pair in enumerate(pairs)}
         role_of.update({id(pair.A): ("A", k) for k, pair in enumerate(pairs)})
         self._roles = [[role_of.get(id(p), ("other", None)) for p in group["params"]] for group in self.param_groups]
-        self._planner, self._lora_pairs = planner, pairs
+        self._planner, self._lora_pairs, self._others = planner, pairs, others
         self._meshes = meshes_of(trained)  # where skip_nonfinite's verdict must be every rank's
 
     def _follow_replaced_parameters(self):

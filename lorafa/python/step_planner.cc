@@ -60,25 +60,10 @@ at::ScalarType StepCountDtype() {
   return c10::typeMetaToScalarType(c10::get_default_dtype()) == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-py::dict NewState(const py::object& step, const py::object& exp_avg, const py::object& exp_avg_sq) {
-  py::dict state;
-  state["step"] = step;
-  state["exp_avg"] = exp_avg;
-  state["exp_avg_sq"] = exp_avg_sq;
-  return state;
-}
-
-// state[key], which must be a tensor.
-py::object StateTensor(const py::dict& state, const py::str& key) {
-  TORCH_CHECK_VALUE(state.contains(key), "a parameter's state has no '", std::string(key), "'");
-  py::object value = state[key];
-  TORCH_CHECK_TYPE(THPVariable_Check(value.ptr()), "a parameter's state '", std::string(key), "' is not a tensor");
-  return value;
-}
-
-// A param group's keys as interned str objects, made once: a lookup by a C string would make and hash a
-// new str each time, nine times a group at every step.
-struct GroupKeys {
+// Every key the planner reads or writes, as interned str objects made once: a lookup by a C string
+// would make and hash a new str each time, a dozen times a step. Kept for the life of the process.
+struct Keys {
+  PyObject* const params = PyUnicode_InternFromString("params");
   PyObject* const lr = PyUnicode_InternFromString("lr");
   PyObject* const betas = PyUnicode_InternFromString("betas");
   PyObject* const eps = PyUnicode_InternFromString("eps");
@@ -87,11 +72,27 @@ struct GroupKeys {
   PyObject* const pinv_delta = PyUnicode_InternFromString("pinv_delta");
   PyObject* const skip_nonfinite = PyUnicode_InternFromString("skip_nonfinite");
   PyObject* const projection = PyUnicode_InternFromString("projection");
+  // A parameter's state: "step", "exp_avg", "exp_avg_sq".
+  PyObject* const state[3] = {PyUnicode_InternFromString("step"), PyUnicode_InternFromString("exp_avg"),
+                              PyUnicode_InternFromString("exp_avg_sq")};
 };
+const Keys& InternedKeys() {
+  static const Keys* const keys = new Keys();
+  return *keys;
+}
 
-// group[key]; a missing key raises KeyError naming it, as group[key] does.
-py::handle GroupValue(const py::dict& group, PyObject* key) {
-  PyObject* value = PyDict_GetItemWithError(group.ptr(), key);
+py::dict NewState(const py::object& step, const py::object& exp_avg, const py::object& exp_avg_sq) {
+  const Keys& keys = InternedKeys();
+  py::dict state;
+  state[keys.state[0]] = step;
+  state[keys.state[1]] = exp_avg;
+  state[keys.state[2]] = exp_avg_sq;
+  return state;
+}
+
+// dict[key]; a missing key raises KeyError naming it, as dict[key] does.
+py::handle ValueAt(const py::dict& dict, PyObject* key) {
+  PyObject* value = PyDict_GetItemWithError(dict.ptr(), key);
   if (value == nullptr) {
     if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, key);
     throw py::error_already_set();
@@ -99,20 +100,29 @@ py::handle GroupValue(const py::dict& group, PyObject* key) {
   return value;
 }
 
+// state[key], which must be a tensor.
+py::object StateTensor(const py::dict& state, PyObject* key) {
+  const std::string name = py::reinterpret_borrow<py::str>(key);
+  TORCH_CHECK_VALUE(state.contains(key), "a parameter's state has no '", name, "'");
+  py::object value = py::reinterpret_borrow<py::object>(ValueAt(state, key));
+  TORCH_CHECK_TYPE(THPVariable_Check(value.ptr()), "a parameter's state '", name, "' is not a tensor");
+  return value;
+}
+
 }  // namespace
 
 LoraFAOptions OptionsOfGroup(const py::dict& group) {
-  static const GroupKeys* const keys = new GroupKeys();  // kept for the life of the process
-  PyObject* const skip_nonfinite = PyDict_GetItemWithError(group.ptr(), keys->skip_nonfinite);
+  const Keys& keys = InternedKeys();
+  PyObject* const skip_nonfinite = PyDict_GetItemWithError(group.ptr(), keys.skip_nonfinite);
   if (skip_nonfinite == nullptr && PyErr_Occurred()) throw py::error_already_set();
-  LoraFAOptions options(GroupValue(group, keys->lr).cast<double>());
-  options.betas(GroupValue(group, keys->betas).cast<std::tuple<double, double>>())
-      .eps(GroupValue(group, keys->eps).cast<double>())
-      .weight_decay(GroupValue(group, keys->weight_decay).cast<double>())
-      .correct_bias(GroupValue(group, keys->correct_bias).cast<bool>())
-      .pinv_delta(GroupValue(group, keys->pinv_delta).cast<double>())
+  LoraFAOptions options(ValueAt(group, keys.lr).cast<double>());
+  options.betas(ValueAt(group, keys.betas).cast<std::tuple<double, double>>())
+      .eps(ValueAt(group, keys.eps).cast<double>())
+      .weight_decay(ValueAt(group, keys.weight_decay).cast<double>())
+      .correct_bias(ValueAt(group, keys.correct_bias).cast<bool>())
+      .pinv_delta(ValueAt(group, keys.pinv_delta).cast<double>())
       .skip_nonfinite(skip_nonfinite != nullptr && py::handle(skip_nonfinite).cast<bool>())
-      .projection(ParseProjection(GroupValue(group, keys->projection).cast<std::string>()));
+      .projection(ParseProjection(ValueAt(group, keys.projection).cast<std::string>()));
   ValidateOptions(options);
   return options;
 }
@@ -163,13 +173,13 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   state_seen_.clear();
   std::vector<GroupPlan> plans;
   py::list new_states;
-  const py::str step_key("step"), exp_avg_key("exp_avg"), exp_avg_sq_key("exp_avg_sq");
+  const Keys& keys = InternedKeys();
   const py::module_ torch = py::module_::import("torch");
   for (const py::handle group_handle : groups) {
     const py::dict group = py::reinterpret_borrow<py::dict>(group_handle);
     GroupPlan plan{OptionsOfGroup(group), {}, {}, {}};
     LoraFAStepLists& lists = plan.lists;
-    for (const py::handle param_handle : group["params"]) {
+    for (const py::handle param_handle : ValueAt(group, keys.params)) {
       PyObject* object = param_handle.ptr();
       TORCH_CHECK_TYPE(THPVariable_Check(object), "a param group holds a ", Py_TYPE(object)->tp_name,
                        ", not a tensor");
@@ -203,9 +213,9 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
         state_dict = NewState(step_object, exp_avg_object, exp_avg_sq_object);
         new_states.append(py::make_tuple(param_handle, state_dict));
       } else {
-        step_object = StateTensor(existing, step_key);
-        exp_avg_object = StateTensor(existing, exp_avg_key);
-        exp_avg_sq_object = StateTensor(existing, exp_avg_sq_key);
+        step_object = StateTensor(existing, keys.state[0]);
+        exp_avg_object = StateTensor(existing, keys.state[1]);
+        exp_avg_sq_object = StateTensor(existing, keys.state[2]);
         const at::Tensor moment = local.Of(exp_avg_object.ptr());
         if (moment.device() != local_param.device() || moment.scalar_type() != local_param.scalar_type()) {
           // The state follows its parameter.
@@ -280,9 +290,7 @@ bool StepPlanner::StateIsAsSeen(const py::dict& state) const {
 
 bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, const LocalView& local) {
   if (plans_.size() != groups.size()) return false;
-  static PyObject* const params_key = PyUnicode_InternFromString("params");
-  static PyObject* const state_keys[3] = {PyUnicode_InternFromString("step"), PyUnicode_InternFromString("exp_avg"),
-                                         PyUnicode_InternFromString("exp_avg_sq")};
+  const Keys& keys = InternedKeys();
   // Everything is checked, and every new value computed, before the plan changes. This runs after a
   // step has streamed the layers through the caches, so each parameter's objects are mostly cold: it
   // reads what it must and touches no reference count it need not (a count is a write to a cold line).
@@ -293,7 +301,7 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
     const GroupPlan& plan = plans_[g];
     PyObject* group = PyList_GET_ITEM(groups.ptr(), static_cast<Py_ssize_t>(g));
     if (!PyDict_Check(group)) return false;
-    PyObject* params = PyDict_GetItemWithError(group, params_key);
+    PyObject* params = PyDict_GetItemWithError(group, keys.params);
     if (params == nullptr || !PyList_Check(params) || PyList_GET_SIZE(params) != static_cast<Py_ssize_t>(plan.visits.size()))
       return false;
     options.push_back(OptionsOfGroup(py::reinterpret_borrow<py::dict>(group)));
@@ -322,7 +330,7 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, c
       PyObject* const state = visit.state.ptr();
       if (!PyDict_Check(state)) return false;
       for (int k = 0; k < 3; ++k) {
-        if (PyDict_GetItemWithError(state, state_keys[k]) != visit.state_values[k].ptr()) return false;
+        if (PyDict_GetItemWithError(state, keys.state[k]) != visit.state_values[k].ptr()) return false;
       }
       if (visit.kind == Visit::kPair) {
         Pair& entry = pairs_[visit.pair];
