@@ -13,6 +13,7 @@
 #include <torch/csrc/utils/pybind.h>
 
 #include "lorafa/lora_pair.h"
+#include "lorafa/python/dict_watch.h"
 
 namespace lorafa::python {
 namespace {
@@ -161,16 +162,25 @@ void StepPlanner::GatherShardedA(const LocalView& local) {
 
 py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
   c10::NoGradGuard no_grad;  // pseudo-inverses and new moments are not part of any graph
+  const uint64_t changes = DictWatch::Changes();  // before anything is read: a later change counts after it
   const LocalView local;
   GatherShardedA(local);
-  if (StateIsAsSeen(state) && RefreshPlan(groups, nullptr, local)) return py::list();
+  // No watched dict has changed since the state was last found as planned: it holds the same dicts,
+  // which hold the same tensors, and nothing of it needs reading.
+  const bool state_unchanged = state_checked_at_ == changes && state.ptr() == state_seen_object_.ptr();
+  if ((state_unchanged || StateIsAsSeen(state)) && RefreshPlan(groups, nullptr, !state_unchanged, local)) {
+    StateFoundAsPlanned(state, changes);
+    return py::list();
+  }
   std::vector<std::pair<PyObject*, PyObject*>> entries;
   const StateOf state_of = StateByParameter(state, &entries);
-  if (RefreshPlan(groups, &state_of, local)) {
+  if (RefreshPlan(groups, &state_of, true, local)) {
     state_seen_ = std::move(entries);
+    StateFoundAsPlanned(state, changes);
     return py::list();
   }
   state_seen_.clear();
+  state_checked_at_.reset();
   std::vector<GroupPlan> plans;
   py::list new_states;
   const Keys& keys = InternedKeys();
@@ -185,7 +195,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
                        ", not a tensor");
       const at::Tensor param = THPVariable_Unpack(object);  // a DTensor's wrapper: who the parameter is
       if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) {  // a pair's A: never stepped
-        plan.visits.push_back({param, {}, Visit::kFrozenA, 0, 0, {}, {}});
+        plan.visits.push_back({py::reinterpret_borrow<py::object>(object), param, {}, local.IsDTensor(object), Visit::kFrozenA});
         continue;
       }
       if (pair_of_B_.count(param.unsafeGetTensorImpl()) == 0 && others_.count(param.unsafeGetTensorImpl()) == 0) {
@@ -194,7 +204,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       }
       const at::Tensor grad = local.GradientOf(object);
       if (!grad.defined()) {  // also a B without gradient in this step, where PEFT raises
-        plan.visits.push_back({param, {}, Visit::kNoGradient, 0, 0, {}, {}});
+        plan.visits.push_back({py::reinterpret_borrow<py::object>(object), param, {}, local.IsDTensor(object), Visit::kNoGradient});
         continue;
       }
       TORCH_CHECK_TYPE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
@@ -230,7 +240,15 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       const at::Tensor step = THPVariable_Unpack(step_object.ptr());
       CheckStepCount(step);
       const at::Tensor exp_avg = local.Of(exp_avg_object.ptr()), exp_avg_sq = local.Of(exp_avg_sq_object.ptr());
-      Visit visit{param, local_param, Visit::kOther, 0, 0, std::move(state_dict),
+      Visit visit{py::reinterpret_borrow<py::object>(object),
+                  param,
+                  local_param,
+                  local.IsDTensor(object),
+                  Visit::kOther,
+                  0,
+                  0,
+                  grad.scalar_type(),
+                  std::move(state_dict),
                   {step_object, exp_avg_object, exp_avg_sq_object}};
 
       const auto pair = pair_of_B_.find(param.unsafeGetTensorImpl());
@@ -261,6 +279,11 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
     plans.push_back(std::move(plan));
   }
   plans_ = std::move(plans);  // only once every group is planned
+  for (const GroupPlan& plan : plans_) {
+    for (const Visit& visit : plan.visits) {
+      if (visit.state) DictWatch::Watch(visit.state.ptr());
+    }
+  }
   return new_states;
 }
 
@@ -288,72 +311,105 @@ bool StepPlanner::StateIsAsSeen(const py::dict& state) const {
   return true;
 }
 
-bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, const LocalView& local) {
+void StepPlanner::StateFoundAsPlanned(const py::dict& state, uint64_t changes) {
+  DictWatch::Watch(state.ptr());  // the planned state dicts were watched when planned
+  state_seen_object_ = state;
+  state_checked_at_ = changes;
+}
+
+bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, bool check_states,
+                              const LocalView& local) {
   if (plans_.size() != groups.size()) return false;
   const Keys& keys = InternedKeys();
-  // Everything is checked, and every new value computed, before the plan changes. This runs after a
-  // step has streamed the layers through the caches, so each parameter's objects are mostly cold: it
-  // reads what it must and touches no reference count it need not (a count is a write to a cold line).
+  // Everything is checked, and every new value computed, before the plan changes. This runs just after a
+  // step has streamed the layers through the caches, so most objects it reads are cache misses. Each pass
+  // below reads one kind of object for every parameter, with no other work between, so that the misses
+  // of a pass are in flight together. It touches no reference count it need not (a count is a write to a
+  // cold line) until the last pass, whose lines the one before has fetched.
+
+  // The options (a scheduler's lr), and the same parameter objects in the same places.
   std::vector<LoraFAOptions> options;
-  std::vector<std::vector<at::Tensor>> grads(plans_.size());
-  std::vector<std::vector<std::pair<size_t, const at::Tensor*>>> matrices(plans_.size());  // (slot, new P), rare
+  options.reserve(plans_.size());
+  size_t stepped = 0;
   for (size_t g = 0; g < plans_.size(); ++g) {
-    const GroupPlan& plan = plans_[g];
+    const std::vector<Visit>& visits = plans_[g].visits;
     PyObject* group = PyList_GET_ITEM(groups.ptr(), static_cast<Py_ssize_t>(g));
     if (!PyDict_Check(group)) return false;
     PyObject* params = PyDict_GetItemWithError(group, keys.params);
-    if (params == nullptr || !PyList_Check(params) || PyList_GET_SIZE(params) != static_cast<Py_ssize_t>(plan.visits.size()))
+    if (params == nullptr || !PyList_Check(params) || PyList_GET_SIZE(params) != static_cast<Py_ssize_t>(visits.size()))
       return false;
-    options.push_back(OptionsOfGroup(py::reinterpret_borrow<py::dict>(group)));
-    grads[g].reserve(plan.visits.size());
-    for (size_t i = 0; i < plan.visits.size(); ++i) {
-      const Visit& visit = plan.visits[i];
-      PyObject* object = PyList_GET_ITEM(params, static_cast<Py_ssize_t>(i));
-      if (!THPVariable_Check(object)) return false;
-      const at::Tensor& param = THPVariable_Unpack(object);
-      if (param.unsafeGetTensorImpl() != visit.param.unsafeGetTensorImpl()) return false;
+    for (size_t i = 0; i < visits.size(); ++i) {
+      if (PyList_GET_ITEM(params, static_cast<Py_ssize_t>(i)) != visits[i].object.ptr()) return false;
+      stepped += visits[i].kind == Visit::kPair || visits[i].kind == Visit::kOther;
+    }
+    options.push_back(OptionsOfGroup(py::reinterpret_borrow<py::dict>(group)));  // may run Python code
+  }
+
+  // Each pair's matrix, current while its A's data, version and sizes are as when it was made.
+  struct NewMatrix {
+    size_t group, slot;
+    const at::Tensor* matrix;
+  };
+  std::vector<NewMatrix> new_matrices;  // rare: an A changed
+  for (size_t g = 0; g < plans_.size(); ++g) {
+    for (const Visit& visit : plans_[g].visits) {
+      if (visit.kind != Visit::kPair) continue;
+      Pair& entry = pairs_[visit.pair];
+      const at::Tensor& matrix = entry.projection.Matrix(entry.pair, visit.grad_dtype, options[g].projection(),
+                                                         options[g].pinv_delta());
+      if (!matrix.is_same(plans_[g].lists.projection[visit.slot])) new_matrices.push_back({g, visit.slot, &matrix});
+    }
+  }
+
+  // Each parameter's state and gradient. A gradient is read where autograd keeps it, not yet copied: no
+  // Python code runs until the copies are made below.
+  std::vector<const at::Tensor*> found;  // each stepped parameter's gradient, in visit order
+  std::vector<at::Tensor> sharded_grads;  // a DTensor's gradient's local shard, which found points into
+  found.reserve(stepped);
+  sharded_grads.reserve(stepped);
+  for (const GroupPlan& plan : plans_) {
+    for (const Visit& visit : plan.visits) {
       if (visit.kind == Visit::kFrozenA) continue;
-      at::Tensor grad = local.GradientOf(object);
-      if (grad.defined() != (visit.kind != Visit::kNoGradient)) return false;
-      if (!grad.defined()) continue;
-      if (grad.is_sparse()) return false;  // planning anew raises
-      if (local.IsDTensor(object) && local.Of(object).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl())
-        return false;
+      const at::Tensor* grad = &visit.param.unsafeGetTensorImpl()->grad();
+      if (visit.dtensor) {
+        if (local.Of(visit.object.ptr()).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl()) return false;
+        grad = &sharded_grads.emplace_back(local.GradientOf(visit.object.ptr()));
+      }
+      if (grad->defined() != (visit.kind != Visit::kNoGradient)) return false;
+      if (!grad->defined()) continue;
+      // Planning anew raises for a sparse gradient, and makes a pair's matrix for a new dtype.
+      if (grad->is_sparse() || grad->scalar_type() != visit.grad_dtype) return false;
       // A parameter moved in place (module.to() sets .data) has its moments moved by planning anew.
       const at::Tensor& exp_avg =
           visit.kind == Visit::kPair ? plan.lists.exp_avg_B[visit.slot] : plan.lists.exp_avg[visit.slot];
       if (exp_avg.device() != visit.local.device() || exp_avg.scalar_type() != visit.local.scalar_type()) return false;
+      found.push_back(grad);
+      if (!check_states) continue;
       if (state_of != nullptr) {
-        const auto found = state_of->find(param.unsafeGetTensorImpl());
-        if (found == state_of->end() || found->second != visit.state.ptr()) return false;
+        const auto state = state_of->find(visit.param.unsafeGetTensorImpl());
+        if (state == state_of->end() || state->second != visit.state.ptr()) return false;
       }
       PyObject* const state = visit.state.ptr();
       if (!PyDict_Check(state)) return false;
       for (int k = 0; k < 3; ++k) {
         if (PyDict_GetItemWithError(state, keys.state[k]) != visit.state_values[k].ptr()) return false;
       }
-      if (visit.kind == Visit::kPair) {
-        Pair& entry = pairs_[visit.pair];
-        const at::Tensor& matrix = entry.projection.Matrix(entry.pair, grad.scalar_type(), options[g].projection(),
-                                                           options[g].pinv_delta());
-        if (!matrix.is_same(plan.lists.projection[visit.slot])) matrices[g].emplace_back(visit.slot, &matrix);
-      }
-      grads[g].push_back(std::move(grad));
     }
   }
+
+  size_t next = 0;
   for (size_t g = 0; g < plans_.size(); ++g) {
     GroupPlan& plan = plans_[g];
     plan.options = options[g];
-    size_t next_grad = 0;
     for (const Visit& visit : plan.visits) {
       if (visit.kind == Visit::kPair) {
-        plan.lists.grad_B[visit.slot] = std::move(grads[g][next_grad++]);
+        plan.lists.grad_B[visit.slot] = *found[next++];
       } else if (visit.kind == Visit::kOther) {
-        plan.lists.grads[visit.slot] = std::move(grads[g][next_grad++]);
+        plan.lists.grads[visit.slot] = *found[next++];
       }
     }
-    for (const auto& [slot, matrix] : matrices[g]) plan.lists.projection[slot] = *matrix;
   }
+  for (const NewMatrix& changed : new_matrices) plans_[changed.group].lists.projection[changed.slot] = *changed.matrix;
   return true;
 }
 

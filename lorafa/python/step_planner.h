@@ -75,14 +75,17 @@ class __attribute__((visibility("hidden"))) StepPlanner {
     int64_t gathered_version = -1;
   };
   // What the plan found for one entry of a group's params, in order: enough to tell that the next step
-  // finds the same (the same tensors by identity), and where its gradient goes in the lists.
-  // Tensors are held, so that their addresses cannot be other tensors' at the next step.
+  // finds the same (the same objects by identity), and where its gradient goes in the lists.
+  // Objects are held, so that their addresses cannot be other objects' at the next step.
   struct Visit {
     enum Kind { kFrozenA, kNoGradient, kPair, kOther };
-    at::Tensor param, local;  // the parameter (a DTensor's wrapper) and what the step updates
+    pybind11::object object;  // the parameter as the group holds it (a DTensor's wrapper)
+    at::Tensor param, local;  // its tensor, and what the step updates (a DTensor's local shard)
+    bool dtensor;
     Kind kind;
     size_t slot;  // its index in lists.B/grad_B (kPair) or lists.params/grads (kOther)
     size_t pair;  // kPair: its index in pairs_
+    at::ScalarType grad_dtype;  // what its gradient was, and a pair's matrix is made for
     pybind11::object state;  // its state dict, state[param]
     // What that dict holds under "step", "exp_avg" and "exp_avg_sq", held: while the dict holds the very
     // same objects, the state is as planned, told by comparing addresses without touching the objects.
@@ -101,12 +104,15 @@ class __attribute__((visibility("hidden"))) StepPlanner {
   // Whether `state`'s entries are by identity, in order, those the last refreshed plan found
   // (state_seen_): then each visit's state dict is the one it holds, and no parameter needs looking up.
   bool StateIsAsSeen(const pybind11::dict& state) const;
+  // Records `state` and every planned state dict as found as planned when DictWatch counted `changes`.
+  void StateFoundAsPlanned(const pybind11::dict& state, uint64_t changes);
 
   // The previous step's plan, brought up to date where only what changes from step to step has changed:
   // the options (a scheduler's lr), the gradients (new tensors after zero_grad) and the cached matrices
   // (a new A). False, with the plan as it was, if anything else differs; Prepare then plans anew.
   // `state_of` null: the state is as seen, and each visit's own state dict is current.
-  bool RefreshPlan(const pybind11::list& groups, const StateOf* state_of, const LocalView& local);
+  // `check_states` false: no state dict changed since the plan last found them as planned (DictWatch).
+  bool RefreshPlan(const pybind11::list& groups, const StateOf* state_of, bool check_states, const LocalView& local);
 
   // Gathers each sharded A whose local shard changed since its last gathering (the first time, every
   // one): a collective, which every rank makes for the same pairs in the same order.
@@ -118,6 +124,10 @@ class __attribute__((visibility("hidden"))) StepPlanner {
   std::vector<GroupPlan> plans_;
   // Compared, never dereferenced: the keys are held by the plan's visits, the values too where they matter.
   std::vector<std::pair<PyObject*, PyObject*>> state_seen_;
+  // The state dict whose entries those are, and DictWatch::Changes() when it and every planned
+  // parameter's state dict were last found as planned; every one of them is watched.
+  pybind11::object state_seen_object_;
+  std::optional<uint64_t> state_checked_at_;
 };
 
 }  // namespace lorafa::python
