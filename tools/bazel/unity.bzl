@@ -7,20 +7,30 @@ one by one in a cold build, 30 s as one unit. The files stay as they are, one co
 they are compiled changes. The cost: a change to any of them recompiles the unit.
 
     unity_source(name = "lorafa_unity", srcs = _SOURCES)
-    cc_library(name = "lorafa", srcs = [":lorafa_unity"], textual_hdrs = _SOURCES, ...)
+    cc_library(name = "lorafa", srcs = [":lorafa_unity"], ...)
 
-`textual_hdrs` makes the sources inputs of the unit's compile without compiling them on their own.
-Names at namespace scope, anonymous namespaces included, must then differ between the files, which
-the compiler checks.
+The unit is the sources' text, each after a `#line` naming it, so that compiler messages point to the
+file and line they come from. The sources are not inputs of any other compile: a dependent's objects
+do not depend on them (as `textual_hdrs` would make them). Names at namespace scope, anonymous
+namespaces included, must differ between the files, which the compiler checks; each file must include
+its headers by their full path from the workspace root.
 """
 
 def _unity_source_impl(ctx):
     unit = ctx.actions.declare_file(ctx.label.name + ".cc")
-    ctx.actions.write(unit, "".join(['#include "%s"\n' % src.short_path for src in ctx.files.srcs]))
+    ctx.actions.run_shell(
+        inputs = ctx.files.srcs,
+        outputs = [unit],
+        arguments = [unit.path] + [src.path for src in ctx.files.srcs],
+        # printf, not echo: a file that does not end in a newline must not run into the next #line.
+        command = 'out="$1"; shift; for f in "$@"; do printf \'#line 1 "%s"\\n\' "$f"; cat "$f"; printf \'\\n\'; done > "$out"',
+        mnemonic = "UnitySource",
+        progress_message = "Joining %d sources into %s" % (len(ctx.files.srcs), unit.short_path),
+    )
     return [DefaultInfo(files = depset([unit]))]
 
 unity_source = rule(
     implementation = _unity_source_impl,
     attrs = {"srcs": attr.label_list(allow_files = [".cc"], mandatory = True, doc = "the sources, in order")},
-    doc = "A .cc file that includes each of `srcs`, in order.",
+    doc = "One .cc file: the text of each of `srcs`, in order.",
 )
