@@ -322,10 +322,10 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, b
   if (plans_.size() != groups.size()) return false;
   const Keys& keys = InternedKeys();
   // Everything is checked, and every new value computed, before the plan changes. This runs just after a
-  // step has streamed the layers through the caches, so most objects it reads are cache misses. Each pass
-  // below reads one kind of object for every parameter, with no other work between, so that the misses
-  // of a pass are in flight together. It touches no reference count it need not (a count is a write to a
-  // cold line) until the last pass, whose lines the one before has fetched.
+  // step has streamed the layers through the caches, so most objects it reads are cache misses, and what
+  // it costs is how many objects it reads per parameter: a parameter is known by the address of the
+  // object the plan holds (not read), and a state dict is read only when a watched dict has changed
+  // (check_states). It writes no reference count (a write to a cold line) until every check has passed.
 
   // The options (a scheduler's lr), and the same parameter objects in the same places.
   std::vector<LoraFAOptions> options;

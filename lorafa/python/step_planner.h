@@ -81,7 +81,7 @@ class __attribute__((visibility("hidden"))) StepPlanner {
     enum Kind { kFrozenA, kNoGradient, kPair, kOther };
     pybind11::object object;  // the parameter as the group holds it (a DTensor's wrapper)
     at::Tensor param, local;  // its tensor, and what the step updates (a DTensor's local shard)
-    bool dtensor;
+    bool dtensor;  // its gradient and local shard are read through Python
     Kind kind;
     size_t slot;  // its index in lists.B/grad_B (kPair) or lists.params/grads (kOther)
     size_t pair;  // kPair: its index in pairs_
