@@ -194,8 +194,9 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       TORCH_CHECK_TYPE(THPVariable_Check(object), "a param group holds a ", Py_TYPE(object)->tp_name,
                        ", not a tensor");
       const at::Tensor param = THPVariable_Unpack(object);  // a DTensor's wrapper: who the parameter is
+      const bool dtensor = local.IsDTensor(object);
       if (frozen_A_.count(param.unsafeGetTensorImpl()) != 0) {  // a pair's A: never stepped
-        plan.visits.push_back({py::reinterpret_borrow<py::object>(object), param, {}, local.IsDTensor(object), Visit::kFrozenA});
+        plan.visits.push_back({py::reinterpret_borrow<py::object>(object), param, {}, dtensor, Visit::kFrozenA});
         continue;
       }
       if (pair_of_B_.count(param.unsafeGetTensorImpl()) == 0 && others_.count(param.unsafeGetTensorImpl()) == 0) {
@@ -204,7 +205,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       }
       const at::Tensor grad = local.GradientOf(object);
       if (!grad.defined()) {  // also a B without gradient in this step, where PEFT raises
-        plan.visits.push_back({py::reinterpret_borrow<py::object>(object), param, {}, local.IsDTensor(object), Visit::kNoGradient});
+        plan.visits.push_back({py::reinterpret_borrow<py::object>(object), param, {}, dtensor, Visit::kNoGradient});
         continue;
       }
       TORCH_CHECK_TYPE(!grad.is_sparse(), "LoraFAOptimizer does not support sparse gradients");
@@ -243,7 +244,7 @@ py::list StepPlanner::Prepare(const py::list& groups, const py::dict& state) {
       Visit visit{py::reinterpret_borrow<py::object>(object),
                   param,
                   local_param,
-                  local.IsDTensor(object),
+                  dtensor,
                   Visit::kOther,
                   0,
                   0,
@@ -312,8 +313,10 @@ bool StepPlanner::StateIsAsSeen(const py::dict& state) const {
 }
 
 void StepPlanner::StateFoundAsPlanned(const py::dict& state, uint64_t changes) {
-  DictWatch::Watch(state.ptr());  // the planned state dicts were watched when planned
-  state_seen_object_ = state;
+  if (state.ptr() != state_seen_object_.ptr()) {  // the planned state dicts were watched when planned
+    DictWatch::Watch(state.ptr());
+    state_seen_object_ = state;
+  }
   state_checked_at_ = changes;
 }
 
@@ -330,7 +333,7 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, b
   // The options (a scheduler's lr), and the same parameter objects in the same places.
   std::vector<LoraFAOptions> options;
   options.reserve(plans_.size());
-  size_t stepped = 0;
+  size_t stepped = 0, sharded = 0;
   for (size_t g = 0; g < plans_.size(); ++g) {
     const std::vector<Visit>& visits = plans_[g].visits;
     PyObject* group = PyList_GET_ITEM(groups.ptr(), static_cast<Py_ssize_t>(g));
@@ -340,7 +343,9 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, b
       return false;
     for (size_t i = 0; i < visits.size(); ++i) {
       if (PyList_GET_ITEM(params, static_cast<Py_ssize_t>(i)) != visits[i].object.ptr()) return false;
-      stepped += visits[i].kind == Visit::kPair || visits[i].kind == Visit::kOther;
+      const bool steps = visits[i].kind == Visit::kPair || visits[i].kind == Visit::kOther;
+      stepped += steps;
+      sharded += steps && visits[i].dtensor;
     }
     options.push_back(OptionsOfGroup(py::reinterpret_borrow<py::dict>(group)));  // may run Python code
   }
@@ -366,12 +371,14 @@ bool StepPlanner::RefreshPlan(const py::list& groups, const StateOf* state_of, b
   std::vector<const at::Tensor*> found;  // each stepped parameter's gradient, in visit order
   std::vector<at::Tensor> sharded_grads;  // a DTensor's gradient's local shard, which found points into
   found.reserve(stepped);
-  sharded_grads.reserve(stepped);
+  sharded_grads.reserve(sharded);  // never grows: found keeps pointers into it
   for (const GroupPlan& plan : plans_) {
     for (const Visit& visit : plan.visits) {
       if (visit.kind == Visit::kFrozenA) continue;
-      const at::Tensor* grad = &visit.param.unsafeGetTensorImpl()->grad();
-      if (visit.dtensor) {
+      const at::Tensor* grad = nullptr;
+      if (!visit.dtensor) {
+        grad = &visit.param.unsafeGetTensorImpl()->grad();  // read through the tensor the plan holds
+      } else {
         if (local.Of(visit.object.ptr()).unsafeGetTensorImpl() != visit.local.unsafeGetTensorImpl()) return false;
         grad = &sharded_grads.emplace_back(local.GradientOf(visit.object.ptr()));
       }

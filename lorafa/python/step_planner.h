@@ -80,7 +80,9 @@ class __attribute__((visibility("hidden"))) StepPlanner {
   struct Visit {
     enum Kind { kFrozenA, kNoGradient, kPair, kOther };
     pybind11::object object;  // the parameter as the group holds it (a DTensor's wrapper)
-    at::Tensor param, local;  // its tensor, and what the step updates (a DTensor's local shard)
+    // Its tensor, and what the step updates (a DTensor's local shard). `param` and `dtensor` follow from
+    // `object`, and are kept so that a refresh reads neither the object nor its type.
+    at::Tensor param, local;
     bool dtensor;  // its gradient and local shard are read through Python
     Kind kind;
     size_t slot;  // its index in lists.B/grad_B (kPair) or lists.params/grads (kOther)

@@ -6,8 +6,7 @@ file of a few hundred lines takes 15–20 s on these machines, nearly all of it 
 one by one in a cold build, 30 s as one unit. The files stay as they are, one concept each; only how
 they are compiled changes. The cost: a change to any of them recompiles the unit.
 
-    unity_source(name = "lorafa_unity", srcs = _SOURCES)
-    cc_library(name = "lorafa", srcs = [":lorafa_unity"], ...)
+    unity_cc_library(name = "lorafa", srcs = [...], ...)   # a cc_library, its .cc files joined
 
 The unit is the sources' text, each after a `#line` naming it, so that compiler messages point to the
 file and line they come from. The sources are not inputs of any other compile: a dependent's objects
@@ -34,3 +33,15 @@ unity_source = rule(
     attrs = {"srcs": attr.label_list(allow_files = [".cc"], mandatory = True, doc = "the sources, in order")},
     doc = "One .cc file: the text of each of `srcs`, in order.",
 )
+
+def unity_cc_library(name, srcs, testonly = False, **kwargs):
+    """A cc_library whose .cc files in `srcs` are compiled as one unit (`name`_unity); every other
+    argument is cc_library's."""
+    sources = [src for src in srcs if src.endswith(".cc")]
+    unity_source(name = name + "_unity", srcs = sources, testonly = testonly)
+    native.cc_library(
+        name = name,
+        srcs = [src for src in srcs if not src.endswith(".cc")] + [":" + name + "_unity"],
+        testonly = testonly,
+        **kwargs
+    )

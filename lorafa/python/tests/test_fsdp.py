@@ -306,13 +306,10 @@ def run_rank(rank, world, store, tmp, scenario):
         dist.barrier()
     finally:
         dist.destroy_process_group()
-    # Every check passed. Left is the interpreter's exit, where a Gloo worker thread of c10d may still be
-    # dropping the last collective's work, which holds tensors that have Python objects: the thread then
-    # takes the GIL during Py_FinalizeEx and the process aborts with "terminate called without an active
-    # exception" (seen in about 1 run in 10; a core dump's stack: ProcessGroupGloo::runLoop →
-    # ~AsyncBarrierWork → ~AsyncAllgatherCoalescedWork → TensorImpl::decref_pyobject →
-    # PyEval_AcquireThread → pthread_exit). So every object is freed here, with the interpreter alive,
-    # lorafa's teardown included, and the process then leaves without finalizing the interpreter.
+    # Every check passed. The rank leaves as tools/fsdp_train.py's leave() does, for the reason given
+    # there (a Gloo worker thread dropping the last work while the interpreter finalizes aborts the
+    # process): every object freed with the interpreter alive, lorafa's teardown included, then no
+    # finalization.
     del mesh
     gc.collect()
     sys.stdout.flush()
