@@ -3,7 +3,7 @@
     bazel run //tools:wheels -- --out=DIR [--python=3.10,3.11,3.12,3.13]
 
 Copies each built wheel (//lorafa/python:wheel*, tagged by auditwheel) into DIR, then for each: a fresh
-venv of its Python, `pip install` of the wheel with torch and peft from the index, and
+venv of its Python, torch and peft from the index, `pip install` of the wheel, `pip check`, and
 tools/wheel_smoke.py in it (import lorafa, a few steps of a PEFT tiny Llama, lorafa.__version__).
 Prints a table of Python, tag, size and result, and exits non-zero if any wheel failed.
 """
@@ -11,6 +11,7 @@ Prints a table of Python, tag, size and result, and exits non-zero if any wheel 
 import argparse
 import concurrent.futures
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -45,12 +46,18 @@ def check(wheel, interpreter, work, version):
     venv = os.path.join(work, "venv-" + wheel_tag(wheel)[0])
     shutil.rmtree(venv, ignore_errors=True)
     smoke = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wheel_smoke.py")
+    python = os.path.join(venv, "bin", "python")
     steps = [
         [interpreter, "-m", "venv", venv],
-        # --no-compile: byte-compiling torch's thousands of modules took a quarter of the install (93 s →
-        # 70 s); Python compiles what is imported when it is imported.
-        [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet", "--no-compile", wheel, *CHECKED_WITH],
-        [os.path.join(venv, "bin", "python"), smoke, "--expect_version=" + version],
+        # torch and its CUDA wheels are 4.7 GB: pip unpacked them in about a minute per venv, where uv
+        # links them from its cache in seconds (the same files from the same index). --system-certs: the
+        # machine's certificate store, which pip and the rest of the system trust, not uv's own roots.
+        [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--system-certs", "--python", python, *CHECKED_WITH],
+        # lorafa's own wheel as a user installs it, by pip, with no index: pip itself checks that the
+        # wheel's tags fit this Python and that what it requires is met by the torch and peft installed.
+        [python, "-m", "pip", "install", "--quiet", "--no-index", "--no-compile", wheel, *CHECKED_WITH],
+        [python, "-m", "pip", "check"],
+        [python, smoke, "--expect_version=" + version],
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["HF_HUB_OFFLINE"] = "1"
@@ -60,7 +67,7 @@ def check(wheel, interpreter, work, version):
             done = subprocess.run(step, cwd=work, env=env, capture_output=True, text=True)
             if done.returncode != 0:
                 tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-                return False, f"`{' '.join(os.path.basename(s) for s in step[:3])}` failed: " + " | ".join(tail)
+                return False, f"`{' '.join(os.path.basename(s) for s in step[:4])}` failed: " + " | ".join(tail)
     finally:
         shutil.rmtree(venv, ignore_errors=True)  # about 5 GB each, torch and its CUDA wheels
     smoke = json.loads(done.stdout.strip().splitlines()[-1])
@@ -77,6 +84,8 @@ def main():
     parser.add_argument("--work_dir", default="", help="where the venvs are made (default: a temporary folder)")
     args = parser.parse_args()
 
+    if importlib.util.find_spec("uv") is None:
+        sys.exit(f"wheels: {sys.executable} has no uv (tools/requirements.txt): run tools/setup.sh")
     built = built_wheels(args.runfiles)
     wanted = ["cp" + v.strip().replace(".", "") for v in args.python.split(",") if v.strip()] or sorted(built)
     missing = [tag for tag in wanted if tag not in built]
@@ -97,7 +106,7 @@ def main():
     for tag in wanted:
         copies[tag] = os.path.join(out, os.path.basename(built[tag][0]))
         shutil.copyfile(built[tag][0], copies[tag])
-    # Two at a time: each is mostly pip unpacking torch, which waits on the disk.
+    # Two at a time: each is mostly waiting, on the index and on the disk.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = dict(zip(wanted, pool.map(lambda tag: check(copies[tag], built[tag][1], work, version), wanted)))
     if not args.work_dir:

@@ -7,6 +7,7 @@ one by one in a cold build, 30 s as one unit. The files stay as they are, one co
 they are compiled changes. The cost: a change to any of them recompiles the unit.
 
     unity_cc_library(name = "lorafa", srcs = [...], ...)   # a cc_library, its .cc files joined
+    unity_cc_test(name = "lorafa_test", srcs = [...], ...)  # a cc_test, likewise
 
 The unit is the sources' text, each after a `#line` naming it, so that compiler messages point to the
 file and line they come from. The sources are not inputs of any other compile: a dependent's objects
@@ -34,14 +35,23 @@ unity_source = rule(
     doc = "One .cc file: the text of each of `srcs`, in order.",
 )
 
-def unity_cc_library(name, srcs, testonly = False, **kwargs):
-    """A cc_library whose .cc files in `srcs` are compiled as one unit (`name`_unity); every other
-    argument is cc_library's."""
+def _joined(rule, name, srcs, testonly, kwargs):
     sources = [src for src in srcs if src.endswith(".cc")]
     unity_source(name = name + "_unity", srcs = sources, testonly = testonly)
-    native.cc_library(
+    rule(
         name = name,
         srcs = [src for src in srcs if not src.endswith(".cc")] + [":" + name + "_unity"],
         testonly = testonly,
         **kwargs
     )
+
+def unity_cc_library(name, srcs, testonly = False, **kwargs):
+    """A cc_library whose .cc files in `srcs` are compiled as one unit (`name`_unity); every other
+    argument is cc_library's."""
+    _joined(native.cc_library, name, srcs, testonly, kwargs)
+
+def unity_cc_test(name, srcs, **kwargs):
+    """A cc_test whose .cc files in `srcs` are compiled as one unit: several test files that would each
+    parse LibTorch and pay a LibTorch link become one binary. Every test in them still runs (and
+    `--test_filter` picks them by suite); every other argument is cc_test's."""
+    _joined(native.cc_test, name, srcs, True, kwargs)
