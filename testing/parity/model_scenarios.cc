@@ -145,7 +145,7 @@ ScenarioResult RunModelCase(const ModelCase& c, int steps) {
   return ResultOf(comparison, DtypeName(c.dtype), steps);
 }
 
-Scenario MakeScenario(ModelCase c) {
+Scenario MakeModelScenario(ModelCase c) {
   return {c.name, 5, [c](int steps) { return RunModelCase(c, steps); }};
 }
 
@@ -228,7 +228,7 @@ std::vector<Scenario> ModelScenarios() {
     cases.push_back(c);
   }
   std::vector<Scenario> scenarios;
-  for (const ModelCase& c : cases) scenarios.push_back(MakeScenario(c));
+  for (const ModelCase& c : cases) scenarios.push_back(MakeModelScenario(c));
   return scenarios;
 }
 

@@ -124,7 +124,7 @@ ScenarioResult RunOptimizerCase(const OptimizerCase& c, int steps) {
   return result;
 }
 
-Scenario MakeScenario(OptimizerCase c) {
+Scenario MakeOptimizerScenario(OptimizerCase c) {
   return {c.name, 50, [c](int steps) { return RunOptimizerCase(c, steps); }};
 }
 
@@ -178,7 +178,7 @@ std::vector<Scenario> OptimizerScenarios() {
     cases.push_back(c);
   }
   std::vector<Scenario> scenarios;
-  for (const OptimizerCase& c : cases) scenarios.push_back(MakeScenario(c));
+  for (const OptimizerCase& c : cases) scenarios.push_back(MakeOptimizerScenario(c));
   return scenarios;
 }
 
@@ -190,7 +190,7 @@ std::vector<Scenario> CudaScenarios() {
     c.dtype = dtype;
     c.device = torch::Device(torch::kCUDA, 0);
     c.target = Comparison::Target::kBound;
-    scenarios.push_back(MakeScenario(c));
+    scenarios.push_back(MakeOptimizerScenario(c));
   }
   {
     // Both in float32 with power-of-two scalings, as the CPU scenario of the same name.
@@ -200,7 +200,7 @@ std::vector<Scenario> CudaScenarios() {
     c.projection = Projection::kExact;
     c.power_of_two_scalings = true;
     c.target = Comparison::Target::kBound;
-    scenarios.push_back(MakeScenario(c));
+    scenarios.push_back(MakeOptimizerScenario(c));
   }
   return scenarios;
 }

@@ -12,8 +12,10 @@ they are compiled changes. The cost: a change to any of them recompiles the unit
 The unit is the sources' text, each after a `#line` naming it, so that compiler messages point to the
 file and line they come from. The sources are not inputs of any other compile: a dependent's objects
 do not depend on them (as `textual_hdrs` would make them). Names at namespace scope, anonymous
-namespaces included, must differ between the files, which the compiler checks; each file must include
-its headers by their full path from the workspace root.
+namespaces included, must differ between the files. The compiler rejects a name defined twice with one
+signature, but two helpers of one name with different parameters become overloads, and a call could
+quietly reach the other file's: give such helpers names of their own (MakeModelScenario,
+MakeOptimizerScenario). Each file must include its headers by their full path from the workspace root.
 """
 
 def _unity_source_impl(ctx):
