@@ -5,9 +5,11 @@
 // for r ≤ 64, then the update of m, v and B — each element read and written once.
 //
 // The update is written as ATen's CUDA kernels compute the per-tensor path (hf_adamw.cc): nvcc
-// contracts a + alpha·b (add_ with alpha) and self + (value·t1)·t2 (addcmul_) into fused
-// multiply-adds there, written out here as fma; mul_, sqrt (IEEE on CUDA), add_ of eps and addcdiv_
-// round each operation.
+// contracts add_'s self + alpha·other into a fused multiply-add there, written out here as fma;
+// addcmul_ and addcdiv_ are ATen's own pointwise_op_impl, called here as there: fma(value, t1·t2 or
+// t1/t2, self) with the product or quotient rounded first (for a value of 1, fma(t1, t2, self) and
+// self + t1/t2); mul_, sqrt (IEEE on CUDA) and add_ of eps round each operation.
+#include <functional>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -15,6 +17,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/native/cuda/DeviceAddCmulCdiv.cuh>
 #include <ATen/native/cuda/MultiTensorApply.cuh>
 #include <c10/cuda/CUDAGuard.h>
 
@@ -42,11 +45,14 @@ Coefficients<C> CoefficientsFor(const HfAdamWCoefficients& k) {
 
 template <typename T, typename C>
 __device__ __forceinline__ void UpdateElement(T& p, C ghat, T& m, T& v, C neg_step_size, const Coefficients<C>& k) {
-  const C mi = fma(k.one_minus_beta1, ghat, static_cast<C>(m) * k.beta1);          // m.mul_(β1).add_(g, 1−β1)
-  const C vi = fma(k.one_minus_beta2 * ghat, ghat, static_cast<C>(v) * k.beta2);  // v.mul_(β2).addcmul_(g, g, 1−β2)
-  const C denom = sqrt(vi) + k.eps;                                                // v.sqrt().add_(eps)
-  C pi = static_cast<C>(p) + (neg_step_size * mi) / denom;                         // p.addcdiv_(m, denom, −step)
-  if (k.has_decay) pi = fma(k.decay, pi, pi);                                      // p.add_(p, −lr·wd)
+  using at::native::pointwise_op_impl;
+  const C mi = fma(k.one_minus_beta1, ghat, static_cast<C>(m) * k.beta1);  // m.mul_(β1).add_(g, 1−β1)
+  const C vi = pointwise_op_impl<C>(static_cast<C>(v) * k.beta2, ghat, ghat, k.one_minus_beta2,
+                                    std::multiplies<C>());                 // v.mul_(β2).addcmul_(g, g, 1−β2)
+  const C denom = sqrt(vi) + k.eps;                                        // v.sqrt().add_(eps)
+  C pi = pointwise_op_impl<C>(static_cast<C>(p), mi, denom, neg_step_size,
+                              std::divides<C>());                          // p.addcdiv_(m, denom, −step)
+  if (k.has_decay) pi = fma(k.decay, pi, pi);                              // p.add_(p, −lr·wd)
   m = static_cast<T>(mi);
   v = static_cast<T>(vi);
   p = static_cast<T>(pi);
