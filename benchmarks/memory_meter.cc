@@ -6,6 +6,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <ATen/Context.h>
 #include <ATen/DeviceAccelerator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/CachingDeviceAllocator.h>
@@ -74,6 +75,9 @@ CountingCpuAllocator* CountingCpuAllocator::instance_ = nullptr;
 
 class CudaMeter final : public MemoryMeter {
  public:
+  // The caching allocator has no per-device statistics until CUDA's lazy initialization, and asking for
+  // them before it throws ("did you call init?"); a meter made before the first CUDA tensor starts it.
+  CudaMeter() { at::globalContext().lazyInitDevice(c10::DeviceType::CUDA); }
   int64_t CurrentBytes() const override { return Stat().current; }
   int64_t PeakBytes() const override { return Stat().peak; }
   void ResetPeak() override { at::accelerator::resetPeakStats(at::accelerator::getDeviceIndex()); }
