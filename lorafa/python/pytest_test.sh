@@ -12,7 +12,7 @@ wheel=$(ls "${TEST_SRCDIR}"/lorafa/lorafa/python/wheel_cp*/lorafa-*.whl)
 site="${TEST_TMPDIR}/site"
 "${python}" -m pip install --quiet --no-deps --no-index --no-compile --target "${site}" "${wheel}"
 
-export PYTHONPATH="${site}:${TEST_SRCDIR}/lorafa/testing/parity"
+export PYTHONPATH="${site}:${TEST_SRCDIR}/lorafa/testing/parity:${TEST_SRCDIR}/lorafa/tools"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="${TEST_TMPDIR}/hf" HOME="${TEST_TMPDIR}"
 cd "${TEST_TMPDIR}"  # not the runfiles root, whose lorafa/ folder would shadow the installed package
 exec "${python}" -m pytest -q -p no:cacheprovider "${TEST_SRCDIR}/lorafa/lorafa/python/tests"

@@ -13,9 +13,7 @@ losses, accumulated) exactly: a sum of two terms has one order, and halving is e
 reduce-scatter's order is its own: the gradients agree with one process's within a derived bound.
 """
 
-import gc
 import os
-import sys
 
 import pytest
 import torch
@@ -29,6 +27,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 
 import lorafa
+from fsdp_train import leave  # tools/fsdp_train.py
 
 LR, STEPS, CHECKPOINT_STEP, BATCH = 1e-2, 6, 3, 8
 
@@ -306,15 +305,10 @@ def run_rank(rank, world, store, tmp, scenario):
         dist.barrier()
     finally:
         dist.destroy_process_group()
-    # Every check passed. The rank leaves as tools/fsdp_train.py's leave() does, for the reason given
-    # there (a Gloo worker thread dropping the last work while the interpreter finalizes aborts the
-    # process): every object freed with the interpreter alive, lorafa's teardown included, then no
-    # finalization.
+    # Every check passed: the rank frees everything with the interpreter alive (lorafa's teardown
+    # included), then leaves without finalizing it, for the reason tools/fsdp_train.py's leave() gives.
     del mesh
-    gc.collect()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    leave()
 
 
 def spawn(world, tmp, scenario):
